@@ -1,0 +1,1 @@
+"""Making or joining a Dask cluster from settings."""

@@ -1,0 +1,1 @@
+"""numba kernels of :mod:`periscope.pricing`, one module per model. Private."""

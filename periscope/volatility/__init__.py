@@ -1,0 +1,3 @@
+"""Implied volatility."""
+
+__all__: list[str] = []
