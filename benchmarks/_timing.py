@@ -15,20 +15,23 @@ def pin_to_one_core() -> None:
 
 
 def best_seconds(function: Callable[[], Any], repeat: int = 5, min_seconds: float = 0.2) -> float:
-    """Best wall time of one call of ``function`` over ``repeat`` rounds.
+    """Best CPU time of the calling thread for one call of ``function`` over ``repeat`` rounds.
 
-    Each round calls it as many times as fit in ``min_seconds`` (at least once) and keeps the
-    mean; the best round is the least disturbed by other load on a shared machine.
+    Every benchmarked call (ours and the peers') runs single-threaded in the calling thread, so
+    its thread CPU time is what it costs; wall time on a shared 2-core machine mostly measures
+    the other processes. Each round calls ``function`` as many times as fit in ``min_seconds``
+    (at least once) and keeps the mean; the best round is the least disturbed (cache, frequency).
+    Do not use this for work that runs in other threads or processes (Dask, thread pools).
     """
     function()  # warm-up: JIT compilation, caches
     best = float("inf")
     for _ in range(repeat):
         calls = 0
-        start = time.perf_counter()
+        start = time.thread_time()
         while True:
             function()
             calls += 1
-            elapsed = time.perf_counter() - start
+            elapsed = time.thread_time() - start
             if elapsed >= min_seconds:
                 break
         best = min(best, elapsed / calls)

@@ -94,12 +94,22 @@ def prepare_inputs(
             ) from exc
 
     size = int(np.prod(shape, dtype=np.int64))
-    flat_floats = {
-        name: np.ascontiguousarray(np.broadcast_to(array, shape), dtype=np.float64).reshape(size)
-        for name, array in arrays.items()
-    }
+    flat_floats = {name: _flatten(array, shape, size, np.float64) for name, array in arrays.items()}
     flat_flags = {
-        name: np.ascontiguousarray(np.broadcast_to(array, shape), dtype=np.bool_).reshape(size)
-        for name, array in flag_arrays.items()
+        name: _flatten(array, shape, size, np.bool_) for name, array in flag_arrays.items()
     }
     return PreparedInputs(shape=shape, floats=flat_floats, flags=flat_flags)
+
+
+def _flatten[T: np.generic](
+    array: npt.NDArray[np.generic], shape: tuple[int, ...], size: int, dtype: type[T]
+) -> npt.NDArray[T]:
+    """A contiguous, writeable, flat ``dtype`` copy or view of ``array`` broadcast to ``shape``.
+
+    Writeable matters: numba compiles a separate specialization for read-only arrays, so the
+    read-only views ``np.broadcast_to`` returns would double every kernel's compile time.
+    """
+    if array.shape != shape:
+        array = np.broadcast_to(array, shape)
+    flat = np.ascontiguousarray(array, dtype=dtype).reshape(size)
+    return flat if flat.flags.writeable else flat.copy()

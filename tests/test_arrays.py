@@ -54,3 +54,11 @@ def test_prepare_inputs__flags_must_be_boolean(bad: object) -> None:
 def test_prepare_inputs__integer_flags_are_accepted() -> None:
     prepared = prepare_inputs({"spot": 100.0}, {"is_call": [1, 0]})
     assert prepared.flags["is_call"].tolist() == [True, False]
+
+
+def test_prepare_inputs__outputs_are_writeable_for_one_kernel_specialization() -> None:
+    same_shape = np.ones(3)
+    prepared = prepare_inputs({"spot": same_shape, "strike": 100.0, "rate": np.ones((1, 3))})
+    for flat in prepared.floats.values():
+        assert flat.flags.writeable
+        assert flat.flags.c_contiguous
