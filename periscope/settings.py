@@ -30,6 +30,23 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PERISCOPE_MASSIVE_API_KEY", "MASSIVE_API_KEY"),
     )
     massive_base_url: str = "https://api.massive.com"
+
+    # Market data (periscope.marketdata): client limits, the response cache, flat files on S3.
+    marketdata_requests_per_second: float | None = Field(
+        default=50.0,
+        gt=0,
+        description="Client-side request rate; the free tier allows 5/60, paid tiers < 100.",
+    )
+    marketdata_max_concurrency: int = Field(default=8, ge=1)
+    marketdata_cache_dir: str | None = Field(
+        default=None, description="On-disk response cache folder; None disables the cache."
+    )
+    marketdata_cache_max_bytes: int = Field(default=512 * 1024**2, ge=0)
+    massive_flatfiles_endpoint: str = "https://files.massive.com"
+    massive_flatfiles_bucket: str = "flatfiles"
+    # Flat files use their own S3 keys from the Massive dashboard, not the REST API key.
+    massive_flatfiles_access_key: SecretStr | None = None
+    massive_flatfiles_secret_key: SecretStr | None = None
     log_level: str = "INFO"
 
     # Dask: join ``dask_address`` (PERISCOPE_DASK_ADDRESS) if set, else start a local cluster.
