@@ -115,15 +115,6 @@ def check_dividends_below_spot(
         )
 
 
-def writeable[T: np.generic](array: npt.NDArray[T]) -> npt.NDArray[T]:
-    """``array``, copied if it is a read-only broadcast view.
-
-    numba compiles one specialization per combination of read-only flags; giving the kernels
-    writeable arrays only keeps it to one compilation per kernel.
-    """
-    return array if array.flags.writeable else array.copy()
-
-
 def validate_steps(steps: int, method: str, minimum: int) -> tuple[int, bool]:
     """Check ``steps`` and ``method``; return n and whether the tree is Leisen-Reimer."""
     if method not in _METHODS:
@@ -176,14 +167,14 @@ def _run_tree(
         },
         {"is_call": is_call},
     )
-    f = {name: writeable(array) for name, array in prepared.floats.items()}
+    f = prepared.floats
     div_t, div_a = dividend_schedule(dividends)
     check_dividends_below_spot(div_t, div_a, f["spot"], f["time_to_expiry"], f["rate"])
     size = f["spot"].shape[0]
     outputs = (np.empty(size), np.empty(size), np.empty(size), np.empty(size))
     binomial_kernel(
         f["spot"], f["strike"], f["time_to_expiry"], f["rate"], f["dividend_yield"],
-        f["volatility"], writeable(prepared.flags["is_call"]), bool(american), n, leisen_reimer,
+        f["volatility"], prepared.flags["is_call"], bool(american), n, leisen_reimer,
         bool(extrapolate), div_t, div_a, *outputs,
     )  # fmt: skip
     return prepared, outputs

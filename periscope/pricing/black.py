@@ -11,7 +11,6 @@ import numpy.typing as npt
 
 from periscope._arrays import FloatArray, prepare_inputs
 from periscope.pricing._kernels import black_scholes as _k
-from periscope.pricing.black_scholes import readonly
 
 
 def black_price(
@@ -96,12 +95,12 @@ def black_price(
     f = p.floats
     out = np.empty(f["forward"].shape[0], dtype=np.float64)
     _k.black_price(
-        readonly(f["forward"]),
-        readonly(f["strike"]),
-        readonly(f["time_to_expiry"]),
-        readonly(f["discount_factor"]),
-        readonly(f["volatility"]),
-        readonly(p.flags["is_call"]),
+        f["forward"],
+        f["strike"],
+        f["time_to_expiry"],
+        f["discount_factor"],
+        f["volatility"],
+        p.flags["is_call"],
         out,
     )
     return out.reshape(p.shape)

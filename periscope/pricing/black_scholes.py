@@ -41,31 +41,18 @@ def _prepare(
     )
 
 
-def readonly[T: np.generic](array: npt.NDArray[T]) -> npt.NDArray[T]:
-    """A read-only view of ``array`` (no copy).
-
-    numba compiles one specialization per combination of writable and read-only arguments,
-    and ``prepare_inputs`` returns either kind (broadcast views are read-only). Each pricing
-    kernel takes about ten seconds to compile, so every input is handed over read-only:
-    one specialization per kernel.
-    """
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def _kernel_args(
     p: PreparedInputs,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
     f = p.floats
     return (
-        readonly(f["spot"]),
-        readonly(f["strike"]),
-        readonly(f["time_to_expiry"]),
-        readonly(f["rate"]),
-        readonly(f["dividend_yield"]),
-        readonly(f["volatility"]),
-        readonly(p.flags["is_call"]),
+        f["spot"],
+        f["strike"],
+        f["time_to_expiry"],
+        f["rate"],
+        f["dividend_yield"],
+        f["volatility"],
+        p.flags["is_call"],
     )
 
 

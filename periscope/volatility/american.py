@@ -19,7 +19,6 @@ from periscope.pricing.binomial import (
     check_dividends_below_spot,
     dividend_schedule,
     validate_steps,
-    writeable,
 )
 
 __all__ = ["implied_volatility_american"]
@@ -132,7 +131,7 @@ def implied_volatility_american(
         },
         {"is_call": is_call},
     )
-    f = {name: writeable(array) for name, array in prepared.floats.items()}
+    f = prepared.floats
     div_t, div_a = dividend_schedule(dividends)
     check_dividends_below_spot(div_t, div_a, f["spot"], f["time_to_expiry"], f["rate"])
     size = f["spot"].shape[0]
@@ -140,7 +139,7 @@ def implied_volatility_american(
     status = np.empty(size, dtype=np.int64)
     american_iv_kernel(
         f["price"], f["spot"], f["strike"], f["time_to_expiry"], f["rate"], f["dividend_yield"],
-        writeable(prepared.flags["is_call"]), n, leisen_reimer, True, div_t, div_a,
+        prepared.flags["is_call"], n, leisen_reimer, True, div_t, div_a,
         float(tolerance), _MAX_ITERATIONS, volatility, status,
     )  # fmt: skip
     vols = prepared.reshape(volatility).astype(np.float64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -378,7 +379,6 @@ def test_black_scholes_greeks__order_option() -> None:
 
 
 def test_norm_cdf__matches_mpmath_on_both_tails() -> None:
-    mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 40
     xs = np.concatenate([np.linspace(-37.5, 8.5, 2001), np.linspace(-1.0, 1.0, 201)])
     worst = 0.0
@@ -412,7 +412,6 @@ def _exp_and_log(x: np.ndarray, out: np.ndarray) -> None:
 
 
 def test_exp_and_log__within_two_ulp_of_mpmath() -> None:
-    mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 40
     rng = np.random.default_rng(2)
     x = np.concatenate([rng.uniform(-708, 709, 1500), rng.uniform(-2, 2, 500), [0.0, 1e-300]])

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import mpmath as mp
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from periscope.pricing import black_scholes_greeks, black_scholes_price
-
-mp: Any = pytest.importorskip("mpmath")
 
 # Greek -> (variables, orders) of the derivative of the price; t is calendar time (= -T).
 DERIVATIVES = {

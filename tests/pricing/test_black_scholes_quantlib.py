@@ -18,10 +18,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+import QuantLib as ql  # noqa: N813 (the conventional alias)
 
 from periscope.pricing import black_price, black_scholes_greeks
-
-ql = pytest.importorskip("QuantLib")
 
 N_OPTIONS = 10_000
 RTOL = 1e-10

@@ -2,9 +2,8 @@
 
 import datetime as dt
 
+import massive
 import pytest
-
-massive = pytest.importorskip("massive")
 
 
 @pytest.fixture
