@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 import time
@@ -64,14 +65,21 @@ def test_server__future_dates_are_not_authorized(server):
 
 
 @pytest.mark.slow
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_main__prints_base_url_and_key_first():
+    port = _free_port()
     command = [
         sys.executable,
         "-m",
         "periscope.simulator",
         "serve",
         "--port",
-        "0",
+        str(port),
         "--underlyings",
         "2",
         "--days",
@@ -82,7 +90,7 @@ def test_main__prints_base_url_and_key_first():
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         base_url, key = process.stdout.readline().split()
-        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url == f"http://127.0.0.1:{port}"  # the port asked for, not a free one
         assert key == "cli-key"
         deadline = time.monotonic() + 10
         while True:
