@@ -1,11 +1,17 @@
 """Periscope: open options analytics.
 
-Subpackages
------------
+Subpackages and modules
+-----------------------
 pricing
-    Black-Scholes-Merton and Black-76 prices and Greeks (numba kernels).
+    Black-Scholes-Merton and Black-76 prices and Greeks, binomial trees, Monte Carlo.
 volatility
-    Implied volatility (Jäckel's "Let's Be Rational" class of accuracy).
+    Implied volatility (European at "Let's Be Rational" accuracy, American through the tree).
+marketdata
+    The Massive API client: chain snapshots, reference data, history, flat files, caching.
+simulator
+    The built-in synthetic market with ground truth and its Massive-compatible HTTP server.
+schema
+    The canonical chain Dataset: dimensions, variables and quality flags, defined once.
 errors
     The exception tree shared by the library, the flows and the API.
 settings
