@@ -154,6 +154,7 @@ def _run_tree(
     extrapolate: bool,
     dividends: npt.ArrayLike | None,
     minimum_steps: int,
+    smooth: bool,
 ) -> tuple[PreparedInputs, tuple[FloatArray, FloatArray, FloatArray, FloatArray]]:
     n, leisen_reimer = validate_steps(steps, method, minimum_steps)
     prepared = prepare_inputs(
@@ -175,7 +176,7 @@ def _run_tree(
     binomial_kernel(
         f["spot"], f["strike"], f["time_to_expiry"], f["rate"], f["dividend_yield"],
         f["volatility"], prepared.flags["is_call"], bool(american), n, leisen_reimer,
-        bool(extrapolate), div_t, div_a, *outputs,
+        bool(smooth), bool(extrapolate), div_t, div_a, *outputs,
     )  # fmt: skip
     return prepared, outputs
 
@@ -194,6 +195,7 @@ def binomial_price(
     method: TreeMethod = "leisen_reimer",
     dividends: npt.ArrayLike | None = None,
     extrapolate: bool = True,
+    smooth: bool = False,
 ) -> FloatArray:
     """Price options on a recombining binomial tree, one tree per option.
 
@@ -226,6 +228,17 @@ def binomial_price(
         units, by the escrowed-dividend model: the tree is built on S − PV(dividends in (0, T]) and
         the dividends still to come are added back at each node for exercise. A dividend on the
         expiry date counts as paid. Dividends after an option's expiry are ignored for it.
+    extrapolate
+        Richardson-extrapolate an American value with a tree of about n/2 steps (Leisen-Reimer,
+        or CRR with ``smooth``): V* = (n·V(n) − m·V(m))/(n − m). Ignored with cash dividends.
+    smooth
+        Broadie-Detemple "BBS" smoothing: the values one step before expiry are Black-Scholes
+        values over Δt (max'd with exercise) instead of the tree's expectation of the payoff. For
+        CRR it removes the payoff-driven oscillation of the error in n, so that it can be
+        extrapolated ("BBSR", about 5 times more accurate than plain CRR at 200 steps). Off by
+        default: on a Leisen-Reimer tree, whose terminal distribution is already fitted to the
+        strike, it adds a smooth O(1/n) European error (about 8e-3 at the money at 201 steps)
+        and does not reduce the American error left by the extrapolation (see Notes).
 
     Returns
     -------
@@ -243,7 +256,13 @@ def binomial_price(
     Notes
     -----
     Accuracy at 201 steps: European Leisen-Reimer within ~1e-5 relative of Black-Scholes;
-    American within ~2e-4 of the continuous-exercise value (QuantLib's ``QdFpAmericanEngine``).
+    American (extrapolated) within ~2e-4 of the continuous-exercise value (QuantLib's
+    ``QdFpAmericanEngine``) in the median and 2e-3 for ~99% of options over moneyness 0.7-1.3,
+    T ≤ 3 years, σ 0.1-0.6, r ≤ 8%, q ≤ 6%. The exception is a spot within a few nodes of the
+    early-exercise boundary (deep in-the-money puts at high rates, calls at high yields): the
+    tree's error then depends on where the boundary falls between the first nodes, of size about
+    2|rK − qB|·Δt with an oscillating sign, which no extrapolation in n removes (measured up to
+    ~1e-2 at 201 steps and ~1.5e-3 at 801).
 
     Examples
     --------
@@ -252,7 +271,7 @@ def binomial_price(
     """
     prepared, outputs = _run_tree(
         spot, strike, time_to_expiry, rate, dividend_yield, volatility, is_call,
-        american, steps, method, extrapolate, dividends, 1,
+        american, steps, method, extrapolate, dividends, 1, smooth,
     )  # fmt: skip
     return prepared.reshape(outputs[0]).astype(np.float64)
 
@@ -271,6 +290,7 @@ def binomial_greeks(
     method: TreeMethod = "leisen_reimer",
     dividends: npt.ArrayLike | None = None,
     extrapolate: bool = True,
+    smooth: bool = False,
 ) -> TreeGreeks:
     """Price, delta, gamma and theta of options from the nodes of their binomial trees.
 
@@ -293,7 +313,7 @@ def binomial_greeks(
     """
     prepared, (price, delta, gamma, theta) = _run_tree(
         spot, strike, time_to_expiry, rate, dividend_yield, volatility, is_call,
-        american, steps, method, extrapolate, dividends, 2,
+        american, steps, method, extrapolate, dividends, 2, smooth,
     )  # fmt: skip
     return TreeGreeks(
         price=prepared.reshape(price).astype(np.float64),

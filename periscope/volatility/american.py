@@ -139,7 +139,7 @@ def implied_volatility_american(
     status = np.empty(size, dtype=np.int64)
     american_iv_kernel(
         f["price"], f["spot"], f["strike"], f["time_to_expiry"], f["rate"], f["dividend_yield"],
-        prepared.flags["is_call"], n, leisen_reimer, True, div_t, div_a,
+        prepared.flags["is_call"], n, leisen_reimer, False, True, div_t, div_a,
         float(tolerance), _MAX_ITERATIONS, volatility, status,
     )  # fmt: skip
     vols = prepared.reshape(volatility).astype(np.float64)

@@ -40,6 +40,10 @@ _MAX_VOLATILITY = 10.0
 
 IntArray = npt.NDArray[np.int64]
 
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+# |d1| beyond which N(d1) is 0 or 1 in double precision (erfc(8.5/√2) ≈ 1e-17).
+_D_CUTOFF = 8.5
+
 
 @kernel
 def _remaining_dividends_pv(
@@ -68,6 +72,37 @@ def _peizer_pratt(z: float, n: int) -> tuple[float, float]:
     if z >= 0.0:
         return big, small
     return small, big
+
+
+@kernel
+def _european_step_value(
+    s: float,
+    K: float,
+    tau: float,
+    disc_q: float,
+    disc_r: float,
+    sd: float,
+    mu_tau: float,
+    s_low: float,
+    s_high: float,
+    sign: float,
+) -> float:
+    """Black-Scholes value over the last step τ = Δt of a node with escrowed spot s (smoothing).
+
+    ``sd`` is σ√τ, ``mu_tau`` (r − q + σ²/2)τ, ``disc_q`` e^{−qτ}, ``disc_r`` e^{−rτ}. Outside
+    [s_low, s_high] (|d1| beyond 8.5, where N is 0 or 1 to double precision) the value is the
+    discounted forward intrinsic value or zero, saving the logarithm and the two erfc. A small
+    scalar formula kept here because pricing kernels import nothing from other kernel modules; N
+    is ½·erfc(−x/√2).
+    """
+    forward_intrinsic = sign * (s * disc_q - K * disc_r)
+    if s <= s_low or s >= s_high:
+        return forward_intrinsic if forward_intrinsic > 0.0 else 0.0
+    d1 = (math.log(s / K) + mu_tau) / sd
+    d2 = d1 - sd
+    n1 = 0.5 * math.erfc(-sign * d1 * _INV_SQRT2)
+    n2 = 0.5 * math.erfc(-sign * d2 * _INV_SQRT2)
+    return sign * (s * disc_q * n1 - K * disc_r * n2)
 
 
 @kernel
@@ -111,6 +146,7 @@ def _tree_value(
     american: bool,
     n: int,
     leisen_reimer: bool,
+    smooth: bool,
     div_t: FloatArray,
     div_a: FloatArray,
     v: FloatArray,
@@ -118,6 +154,13 @@ def _tree_value(
     greeks: FloatArray,
 ) -> float:
     """Price one option on a tree; write delta, gamma, theta into ``greeks[0:3]``.
+
+    With ``smooth`` the continuation values at the last step before expiry are the Black-Scholes
+    values over Δt instead of the tree's one-step expectation of the payoff (Broadie & Detemple
+    1996, "American option valuation: new bounds, approximations, and a comparison of existing
+    methods", the "BBS" tree). The payoff's kink then never sits between two nodes, which removes
+    the oscillation of the error in n and leaves a smooth c/n that Richardson extrapolation
+    removes.
 
     ``v`` and ``s`` are work arrays of at least n + 1 elements (option values and escrowed spots
     of one time slice). Returns NaN for invalid inputs.
@@ -200,21 +243,47 @@ def _tree_value(
     for j in range(n + 1):
         s[j] = Sx * math.exp(j * log_u + (n - j) * log_d)
         v[j] = max(sign * (s[j] - K), sign * (s[j] + due_at_expiry - K), 0.0)
+    # Smoothing: the payoff max(sign·(S*(T) − K'), 0) with K' = K − (dividend due at expiry, for
+    # an American call: exercising an instant before it is a call struck at K − D) valued by
+    # Black-Scholes over the last step. S* is lognormal with carry r − q in the escrowed model.
+    strike_last = K - due_at_expiry if sign > 0.0 else K
+    sd = sigma * math.sqrt(dt)
+    mu_tau = (r - q + 0.5 * sigma * sigma) * dt
+    disc_q = math.exp(-q * dt)
+    disc_r = math.exp(-r * dt)
+    s_low = s_high = 0.0
+    if strike_last > 0.0:
+        s_low = strike_last * math.exp(-_D_CUTOFF * sd - mu_tau)
+        s_high = strike_last * math.exp(_D_CUTOFF * sd - mu_tau)
     inv_d = 1.0 / d
     y0 = y1 = y2 = x0 = x1 = x2 = 0.0
     for i in range(n - 1, -1, -1):
+        smooth_step = smooth and i == n - 1
+        if smooth_step:
+            for j in range(i + 1):
+                sj = s[j] * inv_d
+                s[j] = sj
+                v[j] = _european_step_value(
+                    sj, strike_last, dt, disc_q, disc_r, sd, mu_tau, s_low, s_high, sign
+                )
         if american:
             # s[j] holds S*·u^j·d^(i+1−j); dividing by d steps it back to time i (vectorizable,
             # unlike recomputing powers).
             t_i = i * dt
             pv = _remaining_dividends_pv(t_i, T, r, div_t, div_a)
             strike_less_pv = K - pv
-            for j in range(i + 1):
-                cont = pu * v[j + 1] + pd * v[j]
-                sj = s[j] * inv_d
-                s[j] = sj
-                exercise = sign * (sj - strike_less_pv)
-                v[j] = cont if cont > exercise else exercise
+            if smooth_step:
+                for j in range(i + 1):
+                    exercise = sign * (s[j] - strike_less_pv)
+                    if exercise > v[j]:
+                        v[j] = exercise
+            else:
+                for j in range(i + 1):
+                    cont = pu * v[j + 1] + pd * v[j]
+                    sj = s[j] * inv_d
+                    s[j] = sj
+                    exercise = sign * (sj - strike_less_pv)
+                    v[j] = cont if cont > exercise else exercise
             # A dividend going ex in (t_i, t_{i+1}]: the holder could exercise an instant before
             # it (the classic early exercise of a call), which the grid cannot see. Committing at
             # t_i to exercise at t_d− is worth sign·(S*e^{−qτ} + PV(dividends from t_d on) −
@@ -235,7 +304,7 @@ def _tree_value(
                         committed = a * s[j] + c
                         if committed > v[j]:
                             v[j] = committed
-        else:
+        elif not smooth_step:
             for j in range(i + 1):
                 v[j] = pu * v[j + 1] + pd * v[j]
         if i == 2:
@@ -275,6 +344,7 @@ def _extrapolated_value(
     american: bool,
     n: int,
     leisen_reimer: bool,
+    smooth: bool,
     extrapolate: bool,
     div_t: FloatArray,
     div_a: FloatArray,
@@ -287,21 +357,30 @@ def _extrapolated_value(
     An American Leisen-Reimer value converges like V + c/n with a smooth c (Leisen 1998, "Pricing
     the American put option: a detailed convergence analysis for binomial models"), so
     V* = (n·V(n) − m·V(m))/(n − m) with odd m ≈ n/2 removes the leading term: about 1.25 trees'
-    work for an error near 1e-4 instead of 2e-3 at n = 201. CRR oscillates in n and European LR
-    already converges like 1/n², so neither is extrapolated.
+    work for an error near 1e-4 instead of 2e-3 at n = 201. Plain CRR oscillates in n and is not
+    extrapolated; with the Black-Scholes smoothing its error is smooth enough (Broadie & Detemple
+    1996, "BBSR", with m = n/2). European LR already converges like 1/n² and is not extrapolated.
     """
-    value = _tree_value(S, K, T, r, q, sigma, is_call, american, n, leisen_reimer,
+    value = _tree_value(S, K, T, r, q, sigma, is_call, american, n, leisen_reimer, smooth,
                         div_t, div_a, v, s, greeks)  # fmt: skip
-    if not (extrapolate and american and leisen_reimer and n >= 5 and T > 0.0 and sigma > 0.0):
+    if not (
+        extrapolate
+        and american
+        and (leisen_reimer or smooth)
+        and n >= 5
+        and T > 0.0
+        and sigma > 0.0
+    ):
         return value
     if _remaining_dividends_pv(0.0, T, r, div_t, div_a) > 0.0:
         # Cash dividends put kinks in time into the exercise boundary; where they fall between
         # the nodes of the two trees differs, the error is no longer c/n, and extrapolating can
         # double it. The plain tree is kept.
         return value
-    m = n // 2 + (1 - (n // 2) % 2)  # the odd number nearest n / 2
+    # LR needs odd steps: the odd number nearest n / 2.
+    m = n // 2 + (1 - (n // 2) % 2) if leisen_reimer else n // 2
     coarse = np.empty(3)
-    coarse_value = _tree_value(S, K, T, r, q, sigma, is_call, american, m, leisen_reimer,
+    coarse_value = _tree_value(S, K, T, r, q, sigma, is_call, american, m, leisen_reimer, smooth,
                                div_t, div_a, v, s, coarse)  # fmt: skip
     w_fine = n / (n - m)
     w_coarse = m / (n - m)
@@ -331,6 +410,7 @@ def binomial_kernel(
     american: bool,
     n: int,
     leisen_reimer: bool,
+    smooth: bool,
     extrapolate: bool,
     div_t: FloatArray,
     div_a: FloatArray,
@@ -346,7 +426,7 @@ def binomial_kernel(
     for k in range(S.shape[0]):
         price[k] = _extrapolated_value(
             S[k], K[k], T[k], r[k], q[k], sigma[k], is_call[k], american, n, leisen_reimer,
-            extrapolate, div_t, div_a, v, s, greeks,
+            smooth, extrapolate, div_t, div_a, v, s, greeks,
         )  # fmt: skip
         delta[k] = greeks[0]
         gamma[k] = greeks[1]
@@ -364,6 +444,7 @@ def american_iv_kernel(
     is_call: BoolArray,
     n: int,
     leisen_reimer: bool,
+    smooth: bool,
     extrapolate: bool,
     div_t: FloatArray,
     div_a: FloatArray,
@@ -389,8 +470,8 @@ def american_iv_kernel(
             status[k] = _INVALID_INPUT
             continue
         low = _extrapolated_value(
-            S[k], K[k], T[k], r[k], q[k], 0.0, is_call[k], True, n, leisen_reimer, extrapolate,
-            div_t, div_a, v, s, greeks,
+            S[k], K[k], T[k], r[k], q[k], 0.0, is_call[k], True, n, leisen_reimer, smooth,
+            extrapolate, div_t, div_a, v, s, greeks,
         )  # fmt: skip
         if not math.isfinite(low):
             status[k] = _INVALID_INPUT
@@ -410,8 +491,8 @@ def american_iv_kernel(
         fb = math.nan
         while True:
             fb = _extrapolated_value(
-                S[k], K[k], T[k], r[k], q[k], b, is_call[k], True, n, leisen_reimer, extrapolate,
-                div_t, div_a, v, s, greeks,
+                S[k], K[k], T[k], r[k], q[k], b, is_call[k], True, n, leisen_reimer, smooth,
+                extrapolate, div_t, div_a, v, s, greeks,
             ) - price  # fmt: skip
             if fb >= 0.0 or b >= _MAX_VOLATILITY:
                 break
@@ -479,8 +560,8 @@ def american_iv_kernel(
             fa = fb
             b += dd if abs(dd) > tol else (tol if half > 0.0 else -tol)
             fb = _extrapolated_value(
-                S[k], K[k], T[k], r[k], q[k], b, is_call[k], True, n, leisen_reimer, extrapolate,
-                div_t, div_a, v, s, greeks,
+                S[k], K[k], T[k], r[k], q[k], b, is_call[k], True, n, leisen_reimer, smooth,
+                extrapolate, div_t, div_a, v, s, greeks,
             ) - price  # fmt: skip
         if converged:
             volatility[k] = b
