@@ -9,11 +9,15 @@ alternate between the clients and the best of several rounds is kept. Measured:
   to a list of model objects;
 * the whole default universe (20 underlyings): ``fetch_chains`` (concurrent) vs the official
   client looping over the underlyings;
-* peak Python memory (tracemalloc) of one large-chain fetch for each.
+* client CPU per contract (``time.process_time`` of the benchmark process, the server being in
+  its own process), the steadiest figure on a shared machine;
+* peak Python memory (tracemalloc) of one large-chain fetch for each;
+* the machine's load average, since both clients and the server share its cores.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -29,13 +33,11 @@ from periscope.simulator.universe import DEFAULT_UNIVERSE
 LARGE = "I:SPX"
 
 
-def _best(function: Callable[[], int], rounds: int) -> tuple[float, int]:
-    best, count = float("inf"), 0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        count = function()
-        best = min(best, time.perf_counter() - start)
-    return best, count
+def _timed(function: Callable[[], int]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of this process and the count returned by ``function``."""
+    cpu, start = time.process_time(), time.perf_counter()
+    count = function()
+    return time.perf_counter() - start, time.process_time() - cpu, count
 
 
 def _peak_mb(function: Callable[[], Any]) -> float:
@@ -89,11 +91,15 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
             "ours_universe": ours_universe,
             "official_universe": official_universe,
         }
+        load_before = os.getloadavg()[0]
         results = {name: (float("inf"), 0) for name in workloads}
+        cpu = {name: float("inf") for name in workloads}
         for _ in range(rounds):  # alternate, so load on the shared machine hits both alike
             for name, function in workloads.items():
-                seconds, count = _best(function, 1)
+                seconds, cpu_seconds, count = _timed(function)
                 results[name] = (min(results[name][0], seconds), count)
+                cpu[name] = min(cpu[name], cpu_seconds)
+        load_after = os.getloadavg()[0]
         peak_ours = _peak_mb(ours_large)
         peak_official = _peak_mb(official_large)
     official.client.clear()
@@ -101,6 +107,9 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
     def rate(name: str) -> float:
         seconds, count = results[name]
         return count / seconds
+
+    def micros(name: str) -> float:
+        return 1e6 * cpu[name] / results[name][1]
 
     large_n = results["ours_large"][1]
     universe_n = results["ours_universe"][1]
@@ -110,15 +119,20 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
         "## Market data: option chains over loopback HTTP",
         "",
         "Simulator server in its own process; best of "
-        f"{rounds} alternating rounds. Ratio = Periscope / official `massive` client.",
+        f"{rounds} alternating rounds. Ratio = Periscope / official `massive` client. "
+        f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {load_after:.1f} "
+        "after the runs.",
         "",
-        "| workload | contracts | Periscope (contracts/s) | massive (contracts/s) | ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| workload | contracts | Periscope (contracts/s) | massive (contracts/s) | ratio "
+        "| client CPU µs/contract (Periscope / massive) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| one chain ({LARGE}) | {large_n:,} | {rate('ours_large'):,.0f} | "
-        f"{rate('official_large'):,.0f} | {rate('ours_large') / rate('official_large'):.2f}x |",
+        f"{rate('official_large'):,.0f} | {rate('ours_large') / rate('official_large'):.2f}x | "
+        f"{micros('ours_large'):.1f} / {micros('official_large'):.1f} |",
         f"| default universe ({len(names)} names) | {universe_n:,} | "
         f"{rate('ours_universe'):,.0f} | {rate('official_universe'):,.0f} | "
-        f"{rate('ours_universe') / rate('official_universe'):.2f}x |",
+        f"{rate('ours_universe') / rate('official_universe'):.2f}x | "
+        f"{micros('ours_universe'):.1f} / {micros('official_universe'):.1f} |",
         "",
         f"Peak Python memory (tracemalloc) of one {LARGE} fetch: Periscope {peak_ours:.0f} MB "
         f"(canonical Dataset), massive {peak_official:.0f} MB (list of model objects).",

@@ -5,6 +5,11 @@ unknown ones, so a page decoded here has lost nothing. A page with a field these
 know (or with a schema problem) falls back to the pydantic models of
 :mod:`periscope.marketdata.payloads`, which keep extra fields or report the problem.
 Decoding is about eight times faster than ``json.loads`` plus pydantic on chain pages.
+
+The Structs are ``gc=False`` (they hold only scalars, strings, lists of ints and other Structs,
+so they can never be part of a reference cycle): tens of thousands of contracts per chain would
+otherwise be tracked by the cyclic garbage collector, whose passes cost as much as the decoding.
+Fields are keyword-only and listed in the order Massive sends them, which msgspec matches fastest.
 """
 
 from __future__ import annotations
@@ -12,19 +17,19 @@ from __future__ import annotations
 import msgspec
 
 
-class _Struct(msgspec.Struct, forbid_unknown_fields=True):
+class _Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     pass
 
 
-class DetailsStruct(_Struct):
+class DetailsStruct(_Struct, kw_only=True):
     """``details``."""
 
     contract_type: str
+    exercise_style: str | None = None
     expiration_date: str
+    shares_per_contract: float | None = None
     strike_price: float
     ticker: str
-    exercise_style: str | None = None
-    shares_per_contract: float | None = None
 
 
 class QuoteStruct(_Struct):
@@ -82,24 +87,24 @@ class UnderlyingStruct(_Struct):
 
     ticker: str | None = None
     change_to_break_even: float | None = None
-    price: float | None = None
-    value: float | None = None
     last_updated: int | None = None
     timeframe: str | None = None
+    price: float | None = None
+    value: float | None = None
 
 
-class SnapshotStruct(_Struct):
+class SnapshotStruct(_Struct, kw_only=True):
     """One contract of the chain snapshot."""
 
-    details: DetailsStruct
     break_even_price: float | None = None
     day: DayStruct | None = None
+    details: DetailsStruct
     greeks: GreeksStruct | None = None
     implied_volatility: float | None = None
-    last_quote: QuoteStruct | None = None
-    last_trade: TradeStruct | None = None
     open_interest: float | None = None
     underlying_asset: UnderlyingStruct | None = None
+    last_quote: QuoteStruct | None = None
+    last_trade: TradeStruct | None = None
     fmv: float | None = None
     fmv_last_updated: int | None = None
 
