@@ -76,7 +76,7 @@ def _bsm_valid(S: float, K: float, T: float, r: float, q: float, sigma: float) -
 
 @inline
 def _black_terms(
-    log_moneyness: float, w: float, a: float, b: float, omega: float
+    log_moneyness: float, w: float, a: float, b: float, omega: float, careful: bool
 ) -> tuple[float, float, float, float, float, float, bool]:
     """d1, d2, w', φ(d1), N(ωd1), N(ωd2), kink for finite inputs, a = D F, b = D K.
 
@@ -85,6 +85,9 @@ def _black_terms(
     the callers then gives the deterministic value and its Greeks without a separate branch;
     w' = 1 stands in for w so that nothing divides by zero. ``kink`` flags w < MIN_STDDEV with
     a == b, where the callers set the diverging Greeks to NaN.
+
+    ``careful`` must be a literal at the call site (see `_needs_care`): False drops the direct
+    evaluation of φ(d2), which only elements with an underflowing φ(d1) need.
     """
     zero = w < MIN_STDDEV
     ws = 1.0 if zero else w
@@ -94,9 +97,10 @@ def _black_terms(
     # difference of two nearly equal legs, and deriving one density from the other makes
     # their rounding errors cancel too (independent exponentials cost 100x in relative error
     # at d1 = -34). Where φ(d1) has (nearly) underflowed but φ(d2) need not have (extreme
-    # moneyness), φ(d2) is evaluated directly.
+    # moneyness), φ(d2) is evaluated directly; that takes a fourth exponential, so the fast
+    # loops (careful=False) leave it out and redo the rare blocks that need it.
     pdf1 = norm_pdf(d1)
-    pdf2 = pdf1 * (a / b) if pdf1 > 1e-280 else norm_pdf(d2)
+    pdf2 = norm_pdf(d2) if careful & _needs_care(pdf1) else pdf1 * (a / b)
     n1 = norm_cdf_from_pdf(omega * d1, pdf1)
     n2 = norm_cdf_from_pdf(omega * d2, pdf2)
     moneyness = omega * (a - b)
@@ -110,6 +114,18 @@ def _black_terms(
         h if zero else n2,
         zero & (h == 0.5),
     )
+
+
+@inline
+def _needs_care(pdf1: float) -> bool:
+    """Whether φ(d2) must be evaluated directly (φ(d1) has nearly underflowed)."""
+    return pdf1 <= 1e-280
+
+
+# Fast loops run over blocks of this many elements; a block where some element needs the
+# careful evaluation of φ(d2) is computed again with it (rare: |d1| > 35.7). Small enough that
+# a flagged block costs little, large enough that the block overhead is negligible.
+_BLOCK = 4096
 
 
 @kernel
@@ -135,7 +151,7 @@ def bsm_price(
         b = k * exp_(-rr * t)
         # ln(F/K) as ln(S/K) + (r - q)T: no rounding of F enters d1.
         _, _, _, _, n1, n2, _ = _black_terms(
-            log_(s / k) + (rr - qq) * t, sig * math.sqrt(t), a, b, omega
+            log_(s / k) + (rr - qq) * t, sig * math.sqrt(t), a, b, omega, True
         )
         out[i] = omega * (a * n1 - b * n2) if valid else math.nan
 
@@ -170,8 +186,114 @@ def black_price(
         omega = 1.0 if is_call[i] else -1.0
         a = d * f
         b = d * k
-        _, _, _, _, n1, n2, _ = _black_terms(log_(f / k), sig * math.sqrt(t), a, b, omega)
+        _, _, _, _, n1, n2, _ = _black_terms(log_(f / k), sig * math.sqrt(t), a, b, omega, True)
         out[i] = omega * (a * n1 - b * n2) if valid else math.nan
+
+
+@inline
+def _first_order_element(
+    s: float,
+    k: float,
+    t: float,
+    rr: float,
+    qq: float,
+    sig: float,
+    call: bool,
+    careful: bool,
+) -> tuple[float, float, float, float, float, float, float, bool]:
+    """Price, delta, gamma, vega, theta, rho, dividend rho of one element, and whether it needs
+    the careful φ(d2) (see `_black_terms`).
+
+    Scalars in and out: an inlined helper taking the arrays gets reference counting around
+    it, and those calls stop the vectorizer.
+    """
+    valid = _bsm_valid(s, k, t, rr, qq, sig)
+    s, k, t = (s, k, t) if valid else (1.0, 1.0, 1.0)
+    rr, qq, sig = (rr, qq, sig) if valid else (0.0, 0.0, 1.0)
+    omega = 1.0 if call else -1.0
+    sqrt_t = math.sqrt(t)
+    Dq = exp_(-qq * t)
+    a = s * Dq  # S e^{-qT}
+    b = k * exp_(-rr * t)  # K e^{-rT}
+    _, _, w, pdf1, n1, n2, kink = _black_terms(
+        log_(s / k) + (rr - qq) * t, sig * sqrt_t, a, b, omega, careful
+    )
+    a_pdf = a * pdf1
+    nan = math.nan
+    # At the kink vega keeps its limit a φ(0) √T; gamma and theta diverge.
+    vega = a * _INV_SQRT_2PI * sqrt_t if kink else a_pdf * sqrt_t
+    gamma = nan if kink else a_pdf / (s * s * w)
+    # sqrt_t is 0 only at zero variance, where a_pdf is 0: max() avoids 0/0.
+    theta = -0.5 * a_pdf * sig / max(sqrt_t, 1e-300) + omega * (qq * a * n1 - rr * b * n2)
+    theta = nan if kink else theta
+    return (
+        omega * (a * n1 - b * n2) if valid else nan,
+        omega * Dq * n1 if valid else nan,
+        gamma if valid else nan,
+        vega if valid else nan,
+        theta if valid else nan,
+        omega * b * t * n2 if valid else nan,
+        -omega * a * t * n1 if valid else nan,
+        _needs_care(pdf1),
+    )
+
+
+@kernel
+def _first_order_range(
+    S: FloatArray,
+    K: FloatArray,
+    T: FloatArray,
+    r: FloatArray,
+    q: FloatArray,
+    sigma: FloatArray,
+    is_call: BoolArray,
+    out: FloatArray,
+    start: int,
+    stop: int,
+) -> int:
+    """Elements start..stop-1 of `bsm_first_order_greeks` without the careful φ(d2); returns
+    how many of them need it."""
+    flagged = 0
+    for i in range(np.uint64(start), np.uint64(stop)):
+        price, delta, gamma, vega, theta, rho, dividend_rho, care = _first_order_element(
+            S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], False
+        )
+        out[PRICE, i] = price
+        out[DELTA, i] = delta
+        out[GAMMA, i] = gamma
+        out[VEGA, i] = vega
+        out[THETA, i] = theta
+        out[RHO, i] = rho
+        out[DIVIDEND_RHO, i] = dividend_rho
+        flagged += int(care)
+    return flagged
+
+
+@kernel
+def _first_order_careful_range(
+    S: FloatArray,
+    K: FloatArray,
+    T: FloatArray,
+    r: FloatArray,
+    q: FloatArray,
+    sigma: FloatArray,
+    is_call: BoolArray,
+    out: FloatArray,
+    start: int,
+    stop: int,
+) -> None:
+    """Elements start..stop-1 of `bsm_first_order_greeks` with the careful φ(d2)."""
+    for i in range(np.uint64(start), np.uint64(stop)):
+        price, delta, gamma, vega, theta, rho, dividend_rho, _ = _first_order_element(
+            S[i], K[i], T[i], r[i], q[i], sigma[i], is_call[i], True
+        )
+        out[PRICE, i] = price
+        out[DELTA, i] = delta
+        out[GAMMA, i] = gamma
+        out[VEGA, i] = vega
+        out[THETA, i] = theta
+        out[RHO, i] = rho
+        out[DIVIDEND_RHO, i] = dividend_rho
 
 
 @kernel
@@ -188,36 +310,16 @@ def bsm_first_order_greeks(
     """Price, delta, gamma, vega, theta, rho and dividend rho into rows 0..6 of ``out`` (7, n).
 
     The shared terms (d1, d2, φ, N(ωd1), N(ωd2), Dr, Dq) are computed once per element; the
-    body has no branch and no call, so LLVM vectorizes the loop.
+    loop bodies have no branch and no call, so LLVM vectorizes them. Blocks are computed
+    without the careful φ(d2) first and again with it when one of their elements needs it
+    (see `_black_terms`). The block loops are kernels of their own: a loop nested in the block
+    loop of one function is not vectorized by LLVM (measured), a called kernel's loop is.
     """
-    for i in range(S.shape[0]):
-        s, k, t, rr, qq, sig = S[i], K[i], T[i], r[i], q[i], sigma[i]
-        valid = _bsm_valid(s, k, t, rr, qq, sig)
-        s, k, t = (s, k, t) if valid else (1.0, 1.0, 1.0)
-        rr, qq, sig = (rr, qq, sig) if valid else (0.0, 0.0, 1.0)
-        omega = 1.0 if is_call[i] else -1.0
-        sqrt_t = math.sqrt(t)
-        Dq = exp_(-qq * t)
-        a = s * Dq  # S e^{-qT}
-        b = k * exp_(-rr * t)  # K e^{-rT}
-        _, _, w, pdf1, n1, n2, kink = _black_terms(
-            log_(s / k) + (rr - qq) * t, sig * sqrt_t, a, b, omega
-        )
-        a_pdf = a * pdf1
-        nan = math.nan
-        # At the kink vega keeps its limit a φ(0) √T; gamma and theta diverge.
-        vega = a * _INV_SQRT_2PI * sqrt_t if kink else a_pdf * sqrt_t
-        gamma = nan if kink else a_pdf / (s * s * w)
-        # sqrt_t is 0 only at zero variance, where a_pdf is 0: max() avoids 0/0.
-        theta = -0.5 * a_pdf * sig / max(sqrt_t, 1e-300) + omega * (qq * a * n1 - rr * b * n2)
-        theta = nan if kink else theta
-        out[PRICE, i] = omega * (a * n1 - b * n2) if valid else nan
-        out[DELTA, i] = omega * Dq * n1 if valid else nan
-        out[GAMMA, i] = gamma if valid else nan
-        out[VEGA, i] = vega if valid else nan
-        out[THETA, i] = theta if valid else nan
-        out[RHO, i] = omega * b * t * n2 if valid else nan
-        out[DIVIDEND_RHO, i] = -omega * a * t * n1 if valid else nan
+    n = S.shape[0]
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        if _first_order_range(S, K, T, r, q, sigma, is_call, out, start, stop) > 0:
+            _first_order_careful_range(S, K, T, r, q, sigma, is_call, out, start, stop)
 
 
 @kernel
@@ -264,7 +366,7 @@ def bsm_greeks(
         a = s * Dq
         b = k * exp_(-rr * t)
         d1, d2, w, pdf1, n1, _, kink = _black_terms(
-            log_(s / k) + (rr - qq) * t, sig * sqrt_t, a, b, omega
+            log_(s / k) + (rr - qq) * t, sig * sqrt_t, a, b, omega, False
         )
         t_safe = max(t, 1e-300)
         sig_safe = max(sig, 1e-300)
