@@ -7,6 +7,9 @@
   at a time.
 - On-disk caching is off by default: several Dask worker processes compiling into one cache
   directory race. ``PERISCOPE_NUMBA_CACHE=1`` turns it on for a single-process session.
+- Small scalar helpers used inside kernels' loops are marked with :func:`inline`, which numba
+  inlines into each calling kernel (compiled with that kernel's options), because a call to a
+  separately compiled function in a loop body stops LLVM's vectorizer.
 - ``fastmath`` stays off: the implied-volatility solver relies on IEEE semantics (NaN checks,
   exact cancellation in parity).
 """
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import numba
+from numba.extending import register_jitable
 
 CACHE_ENV_VAR = "PERISCOPE_NUMBA_CACHE"
 
@@ -32,3 +36,15 @@ def kernel[F: Callable[..., Any]](function: F) -> F:
     dispatcher = numba.njit(function, nogil=True, cache=cache_enabled(), error_model="numpy")
     # A dispatcher is called exactly like the function it compiles.
     return cast(F, dispatcher)
+
+
+def inline[F: Callable[..., Any]](function: F) -> F:
+    """Make ``function`` a helper that numba inlines (at its IR level) into every kernel using it.
+
+    LLVM does not inline numba functions compiled apart (each is its own library), and a call
+    in a loop body stops the vectorizer. An inlined helper is compiled as part of the calling
+    ``kernel``, with that kernel's options (nogil, error model); from Python it runs as plain
+    Python, so tests call it through a ``kernel``.
+    """
+    inlined: F = register_jitable(inline="always")(function)
+    return inlined

@@ -29,10 +29,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from periscope._numba import kernel
+from periscope._numba import inline, kernel
 from periscope.pricing._kernels.elementary import (
     exp_,
-    inline,
     log_,
     norm_cdf_from_pdf,
     norm_pdf,

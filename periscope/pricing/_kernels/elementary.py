@@ -21,21 +21,9 @@ from typing import Any, cast
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba import types
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic
 
-from periscope._numba import kernel
-
-
-def inline[F: Callable[..., Any]](function: F) -> F:
-    """Make ``function`` a helper that numba inlines (at its IR level) into every kernel using it.
-
-    LLVM does not inline numba functions compiled apart (each is its own library), and a call
-    in a loop body stops the vectorizer. An inlined helper is compiled as part of the calling
-    ``kernel``, with that kernel's options (nogil, error model); from Python it runs as plain
-    Python, so tests call it through a ``kernel``.
-    """
-    inlined: F = register_jitable(inline="always")(function)
-    return inlined
+from periscope._numba import inline, kernel
 
 
 @intrinsic
