@@ -83,6 +83,29 @@ def _draw_normals(generator: np.random.Generator, out: FloatArray, rows: int) ->
 
 
 @kernel
+def _store_chunk(
+    x_out: FloatArray,
+    y_out: FloatArray,
+    start: int,
+    rows: int,
+    disc: float,
+    value: FloatArray,
+    control: FloatArray,
+    value2: FloatArray,
+    control2: FloatArray,
+    antithetic: bool,
+) -> None:
+    """Write a chunk's discounted payoffs and controls, averaging antithetic pairs."""
+    for j in range(rows):
+        if antithetic:
+            x_out[start + j] = disc * (0.5 * (value[j] + value2[j]))
+            y_out[start + j] = disc * (0.5 * (control[j] + control2[j]))
+        else:
+            x_out[start + j] = disc * value[j]
+            y_out[start + j] = disc * control[j]
+
+
+@kernel
 def _gbm_chunk(
     z: FloatArray,
     rows: int,
@@ -244,13 +267,7 @@ def gbm_kernel(
                 zc, rows, -1.0, x0, drift, vol_step, kind, strike, sign, log_barrier, variance,
                 knock_in, rate * dt, coefficients, exercisable, x, work, work2, value2, control2,
             )  # fmt: skip
-            for j in range(rows):
-                x_out[start + j] = disc * (0.5 * (value[j] + value2[j]))
-                y_out[start + j] = disc * (0.5 * (control[j] + control2[j]))
-        else:
-            for j in range(rows):
-                x_out[start + j] = disc * value[j]
-                y_out[start + j] = disc * control[j]
+        _store_chunk(x_out, y_out, start, rows, disc, value, control, value2, control2, antithetic)
 
 
 @kernel
@@ -438,13 +455,7 @@ def heston_kernel(
                 zs_c, zv_c, rows, -1.0, x0, v0, b_dt, kappa, theta, xi, rho, dt, kind, strike,
                 sign, log_barrier, knock_in, x, v, correction, work, value2, control2,
             )  # fmt: skip
-            for j in range(rows):
-                x_out[start + j] = disc * (0.5 * (value[j] + value2[j]))
-                y_out[start + j] = disc * (0.5 * (control[j] + control2[j]))
-        else:
-            for j in range(rows):
-                x_out[start + j] = disc * value[j]
-                y_out[start + j] = disc * control[j]
+        _store_chunk(x_out, y_out, start, rows, disc, value, control, value2, control2, antithetic)
 
 
 @kernel
