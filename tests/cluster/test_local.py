@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 from distributed import Client
 
@@ -34,3 +35,19 @@ def test_make_cluster__local_processes_on_loopback_with_single_threaded_math() -
         env = client.submit(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRONMENT}).result()
         assert env == WORKER_ENVIRONMENT
         assert client.submit(sum, [1, 2, 3]).result() == 6
+
+
+@pytest.mark.slow
+def test_make_cluster__dashboard_serves_on_loopback() -> None:
+    settings = Settings(dask_n_workers=1, dask_dashboard_address="127.0.0.1:0")
+    cluster = make_cluster(settings)
+    assert not isinstance(cluster, str)
+    with cluster:
+        link = cluster.dashboard_link
+        assert link.startswith("http://127.0.0.1:")
+        # Bokeh is installed, so the status page is the real dashboard (without it,
+        # distributed answers 200 too, with a page saying the dashboard needs bokeh).
+        response = httpx.get(link, timeout=30.0, follow_redirects=True)
+        assert response.status_code == 200
+        assert "<title>Dask Diagnostic UI</title>" in response.text
+        assert "needs bokeh" not in response.text.lower()
