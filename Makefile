@@ -24,7 +24,7 @@ PYTHON ?= $(shell \
 UV = $(PYTHON) -m uv
 RUN = $(UV) run --no-sync
 
-.PHONY: help python uv install lint format test bench clean
+.PHONY: help python uv install lint format test bench run ui clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,6 +54,27 @@ test: lint  ## Install, lint, then run the whole suite (slow tests included).
 
 bench: install  ## Run the benchmarks side by side with their peers; writes benchmarks/RESULTS.md.
 	$(RUN) python -m benchmarks
+
+# The pipeline's local state: published runs, history and Prefect's database under ./data.
+DATA ?= $(CURDIR)/data
+PREFECT_UI_URL := http://127.0.0.1:4200
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+run: install  ## The main job: run the pipeline once (simulated market without MASSIVE_API_KEY), publish to ./data.
+	@mkdir -p "$(DATA)/prefect"
+	PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" $(RUN) periscope run
+
+ui: install  ## Prefect server and UI on 127.0.0.1:4200 (state in ./data/prefect), serving the schedules.
+	@mkdir -p "$(DATA)/prefect"
+	@export PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" PREFECT_API_URL="$(PREFECT_UI_URL)/api"; \
+	$(RUN) prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq 90); do \
+	  $(RUN) python -c 'import urllib.request as u; u.urlopen("$(PREFECT_UI_URL)/api/health")' \
+	    2>/dev/null && break; sleep 2; \
+	done; \
+	echo "Prefect UI: $(PREFECT_UI_URL)  (Ctrl-C stops the server and pauses the schedules)"; \
+	$(RUN) periscope serve
 
 clean:  ## Remove the environment and caches.
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -418,3 +418,456 @@ def build_bars_dataset(
     times = np.asarray(time, dtype="datetime64[ns]")
     data = {name: (TIME, _floats(name, values.get(name), times.size)) for name in BAR_VARIABLES}
     return xr.Dataset(data, coords={TIME: times}, attrs={"ticker": ticker})
+
+
+# -- the volatility-surface Dataset ---------------------------------------------------------
+# One underlying's fitted surface (``periscope.volatility.fit_surface``); ``docs/schema.md``
+# describes it for analysts and ``docs/surfaces.md`` how it is built. Layout: the scalar
+# coordinate ``underlying`` and the dimensions below; :func:`stack_surfaces` turns a list of them
+# into one Dataset with an ``underlying`` dimension and the union of the expiries (outer join).
+LOG_MONEYNESS: Final = "log_moneyness"
+DELTA: Final = "delta"
+SVI_PARAMETER: Final = "svi_parameter"
+ESSVI_PARAMETER: Final = "essvi_parameter"
+CLEANING_REASON: Final = "cleaning_reason"
+# TENOR ("tenor") is shared with the treasury-yields Dataset, but a surface's tenors are whole
+# calendar days (int); ``tenor_years`` (days / 365) rides along as a coordinate.
+TENOR_YEARS: Final = "tenor_years"
+DELTA_LABEL: Final = "delta_label"
+
+# Per expiry.
+FORWARD: Final = "forward"
+DISCOUNT_FACTOR: Final = "discount_factor"
+TIME_TO_EXPIRY: Final = "time_to_expiry"
+FORWARD_STATUS: Final = "forward_status"
+EXPIRY_STATUS: Final = "expiry_status"
+SVI_STATUS: Final = "svi_status"
+ATM_IMPLIED_VOLATILITY: Final = "atm_implied_volatility"
+RMSE_BP: Final = "rmse_bp"
+MAX_ABS_ERROR_BP: Final = "max_abs_error_bp"
+INSIDE_BAND_SHARE: Final = "inside_band_share"
+QUOTES_USED: Final = "quotes_used"
+QUOTES_DROPPED: Final = "quotes_dropped"
+SVI_RMSE_BP: Final = "svi_rmse_bp"
+SVI_MIN_G: Final = "svi_min_g"
+SVI_BUTTERFLY_FREE: Final = "svi_butterfly_free"
+MIN_DURRLEMAN_G: Final = "min_durrleman_g"
+BUTTERFLY_VIOLATIONS: Final = "butterfly_violations"
+CALENDAR_VIOLATIONS: Final = "calendar_violations"
+SVI_PARAMETERS: Final = "svi_parameters"
+ESSVI_PARAMETERS: Final = "essvi_parameters"
+CLEANING_COUNTS: Final = "cleaning_counts"
+IMPLIED_VOLATILITY: Final = "implied_volatility"
+# Per tenor.
+CONSTANT_MATURITY_IV: Final = "constant_maturity_iv"
+ATM_SKEW: Final = "atm_skew"
+RISK_REVERSAL_25: Final = "risk_reversal_25"
+RISK_REVERSAL_10: Final = "risk_reversal_10"
+BUTTERFLY_25: Final = "butterfly_25"
+BUTTERFLY_10: Final = "butterfly_10"
+TENOR_EXTRAPOLATED: Final = "tenor_extrapolated"
+DELTA_IMPLIED_VOLATILITY: Final = "delta_implied_volatility"
+DELTA_LOG_MONEYNESS: Final = "delta_log_moneyness"
+# Scalars.
+SPOT: Final = "spot"
+SURFACE_STATUS: Final = "surface_status"
+STATUS_MESSAGE: Final = "status_message"
+CONFIDENCE: Final = "confidence"
+TERM_STRUCTURE_SLOPE: Final = "term_structure_slope"
+
+SVI_PARAMETER_NAMES: Final = ("a", "b", "rho", "m", "sigma")
+ESSVI_PARAMETER_NAMES: Final = ("theta", "rho", "psi")
+TENOR_DAYS: Final = (7, 30, 60, 90, 180, 365)
+# Forward (undiscounted) Black call deltas N(d1): 0.90 is the 10-delta put (put delta
+# N(d1) - 1 = -0.10), 0.50 the 50-delta straddle point, 0.10 the 10-delta call.
+DELTA_GRID: Final = (0.90, 0.75, 0.50, 0.25, 0.10)
+DELTA_LABELS: Final = ("10P", "25P", "50", "25C", "10C")
+
+
+def _log_moneyness_grid() -> npt.NDArray[np.float64]:
+    # Every 0.01 inside ±0.10 (where short expiries live), every 0.05 out to ±1.
+    inner = np.arange(-10, 11) * 0.01
+    outer = np.arange(3, 21) * 0.05
+    return np.round(np.concatenate([-outer[::-1], inner, outer]), 10)
+
+
+LOG_MONEYNESS_GRID: Final = _log_moneyness_grid()
+"""The fixed log-moneyness grid ``k = ln(K/F)`` of ``implied_volatility`` (57 points)."""
+
+
+class SurfaceStatus(enum.IntEnum):
+    """``surface_status``: the outcome for the underlying as a whole.
+
+    OK
+        Every expiry with enough quotes was fitted and published.
+    PARTIAL
+        A surface is published, but some expiries with quotes failed (see ``expiry_status``).
+    NO_USABLE_EXPIRY
+        No expiry could be fitted: every surface variable is NaN.
+    FAILED
+        An unexpected error stopped the fit (recorded by the batch helpers, with the message in
+        ``status_message``); every surface variable is NaN.
+    """
+
+    OK = 0
+    PARTIAL = 1
+    NO_USABLE_EXPIRY = 2
+    FAILED = 3
+
+
+class ExpiryStatus(enum.IntEnum):
+    """``expiry_status``: the outcome per expiry (``svi_status`` keeps the raw SVI fit's own
+    :class:`periscope.volatility.svi.SliceStatus`).
+
+    OK
+        Fitted (raw SVI) and part of the published eSSVI surface.
+    TOO_FEW_QUOTES
+        Fewer usable quotes than a smile needs after cleaning; not fitted.
+    NO_FORWARD
+        No forward could be implied (nor taken from a rate curve); not fitted.
+    SVI_FAILED
+        The raw SVI fit failed; the slice is not published.
+    NOT_PUBLISHED
+        The SVI fit worked but the eSSVI surface could not take the slice (it would break the
+        calendar conditions or the eSSVI fit failed there).
+    EXPIRED
+        The expiry settled before the snapshot (time to expiry <= 0).
+    NOT_LISTED
+        The underlying has no such expiry: padding added when surfaces are stacked.
+    """
+
+    OK = 0
+    TOO_FEW_QUOTES = 1
+    NO_FORWARD = 2
+    SVI_FAILED = 3
+    NOT_PUBLISHED = 4
+    EXPIRED = 5
+    NOT_LISTED = 6
+
+
+_E, _K, _T, _D = EXPIRY, LOG_MONEYNESS, TENOR, DELTA
+# name -> (dimensions, dtype, fill value when absent or padded by stacking)
+SURFACE_LAYOUT: Final[Mapping[str, tuple[tuple[str, ...], str, Any]]] = {
+    FORWARD: ((_E,), "float64", np.nan),
+    DISCOUNT_FACTOR: ((_E,), "float64", np.nan),
+    TIME_TO_EXPIRY: ((_E,), "float64", np.nan),
+    FORWARD_STATUS: ((_E,), "int8", -1),
+    SETTLEMENT: ((_E,), "object", ""),
+    EXPIRY_STATUS: ((_E,), "int8", int(ExpiryStatus.NOT_LISTED)),
+    SVI_STATUS: ((_E,), "int8", -1),
+    ATM_IMPLIED_VOLATILITY: ((_E,), "float64", np.nan),
+    RMSE_BP: ((_E,), "float64", np.nan),
+    MAX_ABS_ERROR_BP: ((_E,), "float64", np.nan),
+    INSIDE_BAND_SHARE: ((_E,), "float64", np.nan),
+    QUOTES_USED: ((_E,), "int32", 0),
+    QUOTES_DROPPED: ((_E,), "int32", 0),
+    SVI_RMSE_BP: ((_E,), "float64", np.nan),
+    SVI_MIN_G: ((_E,), "float64", np.nan),
+    SVI_BUTTERFLY_FREE: ((_E,), "bool", False),
+    MIN_DURRLEMAN_G: ((_E,), "float64", np.nan),
+    BUTTERFLY_VIOLATIONS: ((_E,), "int32", 0),
+    CALENDAR_VIOLATIONS: ((_E,), "int32", 0),
+    SVI_PARAMETERS: ((_E, SVI_PARAMETER), "float64", np.nan),
+    ESSVI_PARAMETERS: ((_E, ESSVI_PARAMETER), "float64", np.nan),
+    CLEANING_COUNTS: ((_E, CLEANING_REASON), "int32", 0),
+    IMPLIED_VOLATILITY: ((_E, _K), "float64", np.nan),
+    CONSTANT_MATURITY_IV: ((_T,), "float64", np.nan),
+    ATM_SKEW: ((_T,), "float64", np.nan),
+    RISK_REVERSAL_25: ((_T,), "float64", np.nan),
+    RISK_REVERSAL_10: ((_T,), "float64", np.nan),
+    BUTTERFLY_25: ((_T,), "float64", np.nan),
+    BUTTERFLY_10: ((_T,), "float64", np.nan),
+    TENOR_EXTRAPOLATED: ((_T,), "bool", True),
+    DELTA_IMPLIED_VOLATILITY: ((_T, _D), "float64", np.nan),
+    DELTA_LOG_MONEYNESS: ((_T, _D), "float64", np.nan),
+    SPOT: ((), "float64", np.nan),
+    SNAPSHOT_TIME: ((), "datetime64[ns]", np.datetime64("NaT", "ns")),
+    SURFACE_STATUS: ((), "int8", int(SurfaceStatus.NO_USABLE_EXPIRY)),
+    STATUS_MESSAGE: ((), "object", ""),
+    CONFIDENCE: ((), "float64", 0.0),
+    TERM_STRUCTURE_SLOPE: ((), "float64", np.nan),
+}
+"""Every surface variable: its dimensions, dtype and fill value."""
+
+SURFACE_UNITS: Final[Mapping[str, str]] = {
+    FORWARD: "quote currency per share",
+    DISCOUNT_FACTOR: "1 (price today of 1 paid at expiry)",
+    TIME_TO_EXPIRY: "years (ACT/365 to the settlement instant)",
+    ATM_IMPLIED_VOLATILITY: "1 (decimal, annualised), at k = 0",
+    RMSE_BP: "volatility basis points (1e-4)",
+    MAX_ABS_ERROR_BP: "volatility basis points (1e-4)",
+    INSIDE_BAND_SHARE: "1 (share of used quotes)",
+    SVI_RMSE_BP: "volatility basis points (1e-4)",
+    MIN_DURRLEMAN_G: "1",
+    SVI_MIN_G: "1",
+    IMPLIED_VOLATILITY: "1 (decimal, annualised)",
+    CONSTANT_MATURITY_IV: "1 (decimal, annualised), at k = 0",
+    ATM_SKEW: "1 per unit of log-moneyness (d sigma / dk at k = 0)",
+    RISK_REVERSAL_25: "1 (decimal volatility)",
+    RISK_REVERSAL_10: "1 (decimal volatility)",
+    BUTTERFLY_25: "1 (decimal volatility)",
+    BUTTERFLY_10: "1 (decimal volatility)",
+    DELTA_IMPLIED_VOLATILITY: "1 (decimal, annualised)",
+    DELTA_LOG_MONEYNESS: "1 (ln(K/F))",
+    SPOT: "quote currency per share",
+    CONFIDENCE: "1 (0 = unusable, 1 = best)",
+    TERM_STRUCTURE_SLOPE: "1 (decimal volatility, IV90 - IV30)",
+    TENOR: "calendar days",
+    TENOR_YEARS: "years (days / 365)",
+    DELTA: "1 (forward call delta N(d1))",
+    LOG_MONEYNESS: "1 (ln(K/F))",
+}
+
+
+def _surface_array(name: str, values: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    dims, dtype, fill = SURFACE_LAYOUT[name]
+    if values is None:
+        return np.full(shape, fill, dtype=dtype)
+    array = np.asarray(values).astype(dtype, copy=False)
+    if array.shape != shape:
+        raise InvalidInputError(
+            f"surface variable {name!r} on {dims} must have shape {shape}, got {array.shape}",
+            name=name,
+        )
+    return array
+
+
+def build_surface_dataset(
+    underlying: str,
+    expiry: npt.ArrayLike,
+    values: Mapping[str, Any],
+    *,
+    cleaning_reasons: tuple[str, ...] = (),
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Build one underlying's surface Dataset.
+
+    Parameters
+    ----------
+    underlying
+        The underlying's ticker (the scalar coordinate ``underlying``).
+    expiry
+        The expiry dates (``datetime64``), ascending and unique: the ``expiry`` dimension.
+    values
+        Any of the names in :data:`SURFACE_LAYOUT`, each an array of that variable's shape
+        (expiry count, :data:`LOG_MONEYNESS_GRID`, :data:`TENOR_DAYS`, :data:`DELTA_GRID`, the
+        parameter names, ``cleaning_reasons``); absent ones get their fill value.
+    cleaning_reasons
+        Names along the ``cleaning_reason`` dimension of ``cleaning_counts``.
+    attrs
+        Dataset attributes.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name, a wrong shape, or expiries that are not ascending and unique.
+    """
+    unknown = sorted(set(values) - set(SURFACE_LAYOUT))
+    if unknown:
+        raise InvalidInputError(f"unknown surface variables {unknown}", unknown=unknown)
+    expiries = np.asarray(expiry, dtype="datetime64[D]").astype("datetime64[ns]").reshape(-1)
+    if expiries.size > 1 and not (np.diff(expiries.view(np.int64)) > 0).all():
+        raise InvalidInputError("surface expiries must be ascending and unique")
+    sizes = {
+        EXPIRY: expiries.size,
+        LOG_MONEYNESS: LOG_MONEYNESS_GRID.size,
+        TENOR: len(TENOR_DAYS),
+        DELTA: len(DELTA_GRID),
+        SVI_PARAMETER: len(SVI_PARAMETER_NAMES),
+        ESSVI_PARAMETER: len(ESSVI_PARAMETER_NAMES),
+        CLEANING_REASON: len(cleaning_reasons),
+    }
+    data: dict[str, xr.Variable] = {}
+    for name, (dims, _, _) in SURFACE_LAYOUT.items():
+        shape = tuple(sizes[d] for d in dims)
+        array = _surface_array(name, values.get(name), shape)
+        units = SURFACE_UNITS.get(name)
+        data[name] = xr.Variable(dims, array, {"units": units} if units else None, fastpath=True)
+    data[EXPIRY_STATUS].attrs.update(_enum_attrs(ExpiryStatus))
+    data[SURFACE_STATUS].attrs.update(_enum_attrs(SurfaceStatus))
+    coords = {
+        UNDERLYING: np.asarray(underlying, dtype=object),
+        EXPIRY: expiries,
+        LOG_MONEYNESS: (LOG_MONEYNESS, LOG_MONEYNESS_GRID, {"units": SURFACE_UNITS[LOG_MONEYNESS]}),
+        TENOR: (TENOR, np.array(TENOR_DAYS, dtype=np.int64), {"units": SURFACE_UNITS[TENOR]}),
+        TENOR_YEARS: (TENOR, np.array(TENOR_DAYS) / 365.0, {"units": SURFACE_UNITS[TENOR_YEARS]}),
+        DELTA: (DELTA, np.array(DELTA_GRID), {"units": SURFACE_UNITS[DELTA]}),
+        DELTA_LABEL: (DELTA, np.array(DELTA_LABELS, dtype=object)),
+        SVI_PARAMETER: np.array(SVI_PARAMETER_NAMES, dtype=object),
+        ESSVI_PARAMETER: np.array(ESSVI_PARAMETER_NAMES, dtype=object),
+        CLEANING_REASON: np.array(cleaning_reasons, dtype=object),
+    }
+    dataset = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+    validate_surface(dataset)
+    return dataset
+
+
+def _enum_attrs(enum_type: type[enum.IntEnum]) -> dict[str, Any]:
+    return {
+        "flag_values": [int(member) for member in enum_type],
+        "flag_meanings": " ".join(member.name.lower() for member in enum_type),
+    }
+
+
+def empty_surface(
+    underlying: str,
+    expiry: npt.ArrayLike = (),
+    *,
+    status: SurfaceStatus = SurfaceStatus.NO_USABLE_EXPIRY,
+    message: str = "",
+    values: Mapping[str, Any] | None = None,
+    cleaning_reasons: tuple[str, ...] = (),
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """A surface with nothing published: ``status``, ``message`` and NaN everywhere else
+    (``values`` may still carry what is known, such as forwards, statuses and counts)."""
+    filled = dict(values or {})
+    filled[SURFACE_STATUS] = np.int8(status)
+    filled[STATUS_MESSAGE] = np.asarray(message, dtype=object)
+    filled.setdefault(CONFIDENCE, 0.0)
+    return build_surface_dataset(
+        underlying,
+        np.asarray(expiry, dtype="datetime64[D]"),
+        filled,
+        cleaning_reasons=cleaning_reasons,
+        attrs=attrs,
+    )
+
+
+# Strings are object arrays when built, and may come back from Zarr v3 as numpy's StringDType
+# ("T") or fixed-width unicode ("U").
+_STRING_KINDS: Final = "OTU"
+
+
+def validate_surface(dataset: xr.Dataset) -> None:
+    """Check that ``dataset`` has the layout of one underlying's surface (or a stack of them,
+    with a leading ``underlying`` dimension).
+
+    Raises
+    ------
+    InvalidInputError
+        A variable or coordinate is missing, has other dimensions or another dtype kind.
+    """
+    stacked = UNDERLYING in dataset.dims
+    variables = dataset.variables
+    for name in (UNDERLYING, EXPIRY, LOG_MONEYNESS, TENOR, DELTA):
+        if name not in dataset.coords:
+            raise InvalidInputError(f"surface lacks coordinate {name!r}", name=name)
+    if not np.array_equal(variables[LOG_MONEYNESS].values, LOG_MONEYNESS_GRID):
+        raise InvalidInputError("surface log-moneyness grid differs from LOG_MONEYNESS_GRID")
+    if variables[EXPIRY].dtype.kind != "M":
+        raise InvalidInputError(f"{EXPIRY!r} must be datetime64, got {variables[EXPIRY].dtype}")
+    lead = (UNDERLYING,) if stacked else ()
+    for name, (dims, dtype, _) in SURFACE_LAYOUT.items():
+        if name not in dataset.data_vars:
+            raise InvalidInputError(f"surface lacks variable {name!r}", name=name)
+        variable = variables[name]
+        if variable.dims != lead + dims:
+            raise InvalidInputError(
+                f"{name!r} must be on {lead + dims}, got {variable.dims}", name=name
+            )
+        kinds = _STRING_KINDS if dtype == "object" else np.dtype(dtype).kind
+        if variable.dtype.kind not in kinds:
+            raise InvalidInputError(
+                f"{name!r} has dtype {variable.dtype}, expected {dtype}", name=name
+            )
+
+
+def stack_surfaces(surfaces: list[xr.Dataset]) -> xr.Dataset:
+    """Stack single-underlying surfaces along a new ``underlying`` dimension.
+
+    The ``expiry`` dimension becomes the sorted union of every surface's expiries (an outer
+    join); an underlying's missing expiries are padded with each variable's fill value
+    (:data:`SURFACE_LAYOUT`: NaN, 0 counts, ``expiry_status`` ``NOT_LISTED``), so the stack keeps
+    its dtypes. ``cleaning_reason`` is joined the same way (counts 0).
+
+    Raises
+    ------
+    InvalidInputError
+        ``surfaces`` is empty, one of them is not a single-underlying surface, or an underlying
+        appears twice.
+    """
+    if not surfaces:
+        raise InvalidInputError("stack_surfaces needs at least one surface")
+    for surface in surfaces:
+        if UNDERLYING in surface.dims:
+            raise InvalidInputError("stack_surfaces takes single-underlying surfaces")
+        validate_surface(surface)
+    names = [str(surface[UNDERLYING].item()) for surface in surfaces]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("an underlying appears twice in the surfaces to stack")
+    expiries = np.unique(np.concatenate([s[EXPIRY].values for s in surfaces]))
+    reasons = list(dict.fromkeys(r for s in surfaces for r in s[CLEANING_REASON].values.tolist()))
+    fills = {name: fill for name, (_, _, fill) in SURFACE_LAYOUT.items()}
+    padded = [
+        s.reindex(
+            {EXPIRY: expiries, CLEANING_REASON: np.array(reasons, dtype=object)}, fill_value=fills
+        )
+        for s in surfaces
+    ]
+    stacked = xr.concat(
+        padded,
+        dim=UNDERLYING,
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="exact",
+        combine_attrs="drop_conflicts",
+    )
+    # Reindexing with a fill value promotes small integer dtypes; give the layout's back.
+    for name, (_, dtype, _) in SURFACE_LAYOUT.items():
+        if stacked[name].dtype != np.dtype(dtype) and dtype != "object":
+            stacked[name] = stacked[name].astype(dtype)
+    return stacked
+
+
+# -- per-contract quote results of a surface fit ----------------------------------------------
+# ``fit_surface(chain, return_quotes=True)`` returns them beside the surface: a Dataset along the
+# chain's ``contract`` dimension, with its ``ticker`` coordinate, to merge into the chain.
+QUOTE_FLAGS: Final = "quote_flags"
+IV_BID: Final = "iv_bid"
+IV_MID: Final = "iv_mid"
+IV_ASK: Final = "iv_ask"
+IV_STATUS: Final = "iv_status"
+USED: Final = "used"
+FITTED_IV: Final = "fitted_iv"
+
+QUOTE_LAYOUT: Final[Mapping[str, str]] = {
+    QUOTE_FLAGS: "uint16",
+    IV_BID: "float64",
+    IV_MID: "float64",
+    IV_ASK: "float64",
+    IV_STATUS: "int8",
+    USED: "bool",
+    LOG_MONEYNESS: "float64",
+    TIME_TO_EXPIRY: "float64",
+    FITTED_IV: "float64",
+}
+"""Every quote-result variable (along ``contract``) and its dtype."""
+
+
+def build_quote_results(
+    ticker: npt.ArrayLike, values: Mapping[str, Any], attrs: Mapping[str, Any] | None = None
+) -> xr.Dataset:
+    """The per-contract results of a surface fit: every name of :data:`QUOTE_LAYOUT`, one value
+    per contract (in the chain's order), and the ``ticker`` coordinate.
+
+    Raises
+    ------
+    InvalidInputError
+        A variable is missing, unknown or of another length.
+    """
+    tickers = np.asarray(ticker, dtype=object).reshape(-1)
+    if set(values) != set(QUOTE_LAYOUT):
+        raise InvalidInputError(
+            f"quote results need exactly {sorted(QUOTE_LAYOUT)}, got {sorted(values)}"
+        )
+    data = {}
+    for name, dtype in QUOTE_LAYOUT.items():
+        array = np.asarray(values[name]).astype(dtype, copy=False)
+        if array.shape != tickers.shape:
+            raise InvalidInputError(
+                f"{name!r} must have one value per contract ({tickers.size})", name=name
+            )
+        data[name] = xr.Variable(CONTRACT, array)
+    return xr.Dataset(data, coords={TICKER: (CONTRACT, tickers)}, attrs=dict(attrs or {}))

@@ -1,0 +1,731 @@
+"""Numba kernels for smile fitting: raw SVI and eSSVI slices, Durrleman's g, one LM loop.
+
+Symbols (Gatheral & Jacquier 2014, "Arbitrage-free SVI volatility surfaces", QF 14(1)):
+``k`` log-moneyness ``ln(K/F)``; ``w`` total implied variance ``sigma^2 T``; raw SVI
+``w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sig^2))``; eSSVI (Hendriks & Martini 2019)
+``w(k) = (theta + rho psi k + sqrt(psi^2 k^2 + 2 theta rho psi k + theta^2)) / 2`` with
+``psi = theta phi``.
+
+Every fit minimizes ``sum_i (s_i (w_model(k_i) - w_i))^2``: ``s_i`` turns a total-variance error
+into a weighted volatility error (``s_i = sqrt(weight_i) / (2 T sigma_mid_i)``, the first-order
+map ``d sigma = dw / (2 T sigma)``), which keeps the residual smooth where a trial ``w`` is
+negative (``sqrt(w / T)`` would not be).
+
+The Levenberg-Marquardt loop is shared by both models (``model`` 0 is raw SVI, 1 an eSSVI slice):
+Marquardt's diagonal scaling, steps projected back onto the feasible set (bounds, Lee's wing
+bound, non-negative minimum variance for SVI; the Mingone 2022 calendar box and the GJ Theorem
+4.2 butterfly caps for eSSVI), the damping divided by 3 after a successful step and multiplied by
+4 after a failed one. Kernels never raise: they return a status (0 converged, 1 iteration cap).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from periscope._numba import inline, kernel
+
+FloatArray = npt.NDArray[np.float64]
+
+CONVERGED = 0
+ITERATION_CAP = 1
+
+MODEL_SVI = 0
+MODEL_ESSVI = 1
+
+# Relative decrease of the cost below which LM stops; the residuals are weighted volatility
+# errors, so 1e-12 of the cost is far below any quoted precision.
+COST_TOLERANCE = 1e-9
+# LM also stops when the cost fell by less than this (relative) over the last PLATEAU_WINDOW
+# steps: SVI has long flat valleys (a wing traded between b, rho and m) where LM crawls for
+# hundreds of steps while the RMSE changes in its fifth digit (0.003 bp at 60 bp).
+PLATEAU_TOLERANCE = 1e-4
+PLATEAU_WINDOW = 10
+# A step moving every parameter by less than this (relative to its size, absolute near zero)
+# ends the loop too.
+STEP_TOLERANCE = 1e-12
+# Failed damping increases tried before LM declares the current point a (projected) minimum.
+MAX_DAMPING_TRIES = 14
+# |rho| stays below this in both models: at |rho| = 1 SVI's minimum-variance term and the eSSVI
+# calendar ratio (1 - rho_prev) / (1 - rho) degenerate.
+RHO_MAX = 0.999
+# GJ Theorem 4.2 needs psi (1 + |rho|) < 4 strictly.
+ESSVI_WING_CAP = 4.0 * (1.0 - 1e-9)
+# Durrleman's g is checked on a uniform grid plus m + sig sinh(z), z in [-8, 8]: g varies on the
+# scale sig around m (far below any fixed step for short expiries), on the scale |k - m| beyond.
+FEATURE_POINTS = 321
+FEATURE_HALF_WIDTH = 8.0
+# Options vector layout for the SVI model.
+OPT_PENALTY_WEIGHT = 0
+OPT_PENALTY_MARGIN = 1
+OPT_MIN_VARIANCE = 2
+OPT_LEE_CAP = 3
+
+
+@inline
+def svi_w(a: float, b: float, rho: float, m: float, sig: float, k: float) -> float:
+    """Raw SVI total variance at ``k``."""
+    u = k - m
+    return a + b * (rho * u + math.sqrt(u * u + sig * sig))
+
+
+@inline
+def svi_g(a: float, b: float, rho: float, m: float, sig: float, k: float) -> float:
+    """Durrleman's ``g(k) = (1 - k w'/(2w))^2 - w'^2/4 (1/w + 1/4) + w''/2`` for raw SVI.
+
+    ``-inf`` where ``w <= 0`` (no density exists there); GJ 2014 eq. 2.1 and Lemma 2.2.
+    """
+    u = k - m
+    s2 = sig * sig
+    root = math.sqrt(u * u + s2)
+    w = a + b * (rho * u + root)
+    if not w > 0.0:
+        return -math.inf
+    w1 = b * (rho + u / root)
+    w2 = b * s2 / (root * root * root)
+    x = 1.0 - k * w1 / (2.0 * w)
+    return x * x - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
+
+
+@kernel
+def svi_values(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    k: FloatArray,
+    w: FloatArray,
+    w1: FloatArray,
+    w2: FloatArray,
+    g: FloatArray,
+) -> None:
+    """Fill ``w``, ``w'``, ``w''`` and Durrleman's ``g`` of a raw SVI slice at each ``k``."""
+    s2 = sig * sig
+    for i in range(k.size):
+        u = k[i] - m
+        root = math.sqrt(u * u + s2)
+        w[i] = a + b * (rho * u + root)
+        w1[i] = b * (rho + u / root)
+        w2[i] = b * s2 / (root * root * root)
+        g[i] = svi_g(a, b, rho, m, sig, k[i])
+
+
+@kernel
+def essvi_values(
+    theta: FloatArray, rho: FloatArray, psi: FloatArray, k: FloatArray, out: FloatArray
+) -> None:
+    """eSSVI total variance, elementwise over equally long flat arrays."""
+    for i in range(k.size):
+        th = theta[i]
+        eta = rho[i] * psi[i]
+        x = psi[i] * k[i]
+        out[i] = 0.5 * (th + eta * k[i] + math.sqrt(x * x + 2.0 * th * eta * k[i] + th * th))
+
+
+@inline
+def _solve(matrix: FloatArray, rhs: FloatArray, n: int) -> bool:
+    """Solve ``matrix x = rhs`` in place (Gaussian elimination, partial pivoting); False if
+    singular. ``rhs`` holds the solution afterwards."""
+    for col in range(n):
+        pivot = col
+        biggest = abs(matrix[col, col])
+        for row in range(col + 1, n):
+            if abs(matrix[row, col]) > biggest:
+                biggest = abs(matrix[row, col])
+                pivot = row
+        if not biggest > 0.0:
+            return False
+        if pivot != col:
+            for j in range(n):
+                tmp = matrix[col, j]
+                matrix[col, j] = matrix[pivot, j]
+                matrix[pivot, j] = tmp
+            tmp = rhs[col]
+            rhs[col] = rhs[pivot]
+            rhs[pivot] = tmp
+        for row in range(col + 1, n):
+            factor = matrix[row, col] / matrix[col, col]
+            for j in range(col, n):
+                matrix[row, j] -= factor * matrix[col, j]
+            rhs[row] -= factor * rhs[col]
+    for col in range(n - 1, -1, -1):
+        total = rhs[col]
+        for j in range(col + 1, n):
+            total -= matrix[col, j] * rhs[j]
+        rhs[col] = total / matrix[col, col]
+    return True
+
+
+@kernel
+def _project_svi(x: FloatArray, lower: FloatArray, upper: FloatArray, opts: FloatArray) -> None:
+    """Clip to the box, then enforce Lee's ``b (1 + |rho|) <= cap`` and a minimum variance."""
+    for j in range(5):
+        x[j] = min(max(x[j], lower[j]), upper[j])
+    rho = x[2]
+    b_cap = opts[OPT_LEE_CAP] / (1.0 + abs(rho))
+    if x[1] > b_cap:
+        x[1] = b_cap
+    floor = opts[OPT_MIN_VARIANCE] - x[1] * x[4] * math.sqrt(1.0 - rho * rho)
+    if x[0] < floor:
+        x[0] = floor
+
+
+@kernel
+def _project_essvi(x: FloatArray, lower: FloatArray, upper: FloatArray, prev: FloatArray) -> None:
+    """Project ``(rho, theta, psi)`` onto the arbitrage-free box given the previous slice.
+
+    Mingone 2022 (arXiv 2204.00312), with ``p = max((1 + rho_p)/(1 + rho), (1 - rho_p)/(1 - rho))``:
+    ``psi >= p psi_p`` (both wing slopes grow) and ``psi / theta <= psi_p / theta_p`` (phi does
+    not increase) exclude calendar arbitrage against the previous slice; GJ Theorem 4.2's
+    ``psi (1 + |rho|) < 4`` and ``psi^2 (1 + |rho|) <= 4 theta`` exclude butterfly arbitrage.
+    The order below keeps the box non-empty: a rho whose ``p psi_p`` breaks the wing cap falls
+    back to ``rho_p`` (where ``p = 1``), then theta is raised until every lower bound on psi is
+    below every upper bound.
+    """
+    for j in range(3):
+        x[j] = min(max(x[j], lower[j]), upper[j])
+    rho = x[0]
+    has_prev = prev[3] > 0.5
+    p = 1.0
+    theta_prev = prev[0]
+    psi_prev = prev[1]
+    rho_prev = prev[2]
+    if has_prev:
+        p = max((1.0 + rho_prev) / (1.0 + rho), (1.0 - rho_prev) / (1.0 - rho))
+        if p * psi_prev * (1.0 + abs(rho)) > ESSVI_WING_CAP:
+            rho = rho_prev
+            p = 1.0
+            x[0] = rho
+    one_rho = 1.0 + abs(rho)
+    psi_low = 0.0
+    theta_low = x[1]
+    if has_prev:
+        psi_low = p * psi_prev
+        theta_low = max(theta_low, p * theta_prev, psi_low * psi_low * one_rho / 4.0)
+    x[1] = theta_low
+    psi_high = min(ESSVI_WING_CAP / one_rho, math.sqrt(4.0 * x[1] / one_rho), upper[2])
+    if has_prev:
+        psi_high = min(psi_high, psi_prev * x[1] / theta_prev)
+    x[2] = min(max(x[2], psi_low), psi_high)
+    if x[2] < psi_low:  # rounding only: the box is never empty by construction
+        x[2] = psi_low
+
+
+@kernel
+def _fill_svi(
+    x: FloatArray,
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    pk: FloatArray,
+    opts: FloatArray,
+    r: FloatArray,
+    jac: FloatArray,
+    scratch: FloatArray,
+) -> None:
+    """Residuals and Jacobian of raw SVI: data rows, then Durrleman penalty rows.
+
+    Data rows use the analytic Jacobian (``u = k - m``, ``r = sqrt(u^2 + sig^2)``):
+    ``dw/da = 1, dw/db = rho u + r, dw/drho = b u, dw/dm = b(-rho - u/r), dw/dsig = b sig/r``.
+    Penalty rows ``mu min(g(k_j) - margin, 0)`` (only when a refit must remove butterfly
+    arbitrage) are differentiated by forward differences: g's analytic gradient is long and these
+    rows are few.
+    """
+    a = x[0]
+    b = x[1]
+    rho = x[2]
+    m = x[3]
+    sig = x[4]
+    n = k.size
+    s2 = sig * sig
+    for i in range(n):
+        u = k[i] - m
+        root = math.sqrt(u * u + s2)
+        si = s[i]
+        r[i] = si * (a + b * (rho * u + root) - w[i])
+        jac[i, 0] = si
+        jac[i, 1] = si * (rho * u + root)
+        jac[i, 2] = si * b * u
+        jac[i, 3] = si * b * (-rho - u / root)
+        jac[i, 4] = si * b * sig / root
+    npen = pk.size
+    if npen == 0:
+        return
+    mu = opts[OPT_PENALTY_WEIGHT]
+    margin = opts[OPT_PENALTY_MARGIN]
+    for j in range(npen):
+        g = svi_g(a, b, rho, m, sig, pk[j])
+        r[n + j] = mu * min(g - margin, 0.0) if g > -1e6 else -mu * 1e6
+    for p in range(5):
+        for q in range(5):
+            scratch[q] = x[q]
+        h = 1e-7 * max(abs(x[p]), 1e-4)
+        scratch[p] = x[p] + h
+        for j in range(npen):
+            g = svi_g(scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], pk[j])
+            value = mu * min(g - margin, 0.0) if g > -1e6 else -mu * 1e6
+            jac[n + j, p] = (value - r[n + j]) / h
+
+
+@kernel
+def _fill_essvi(
+    x: FloatArray, k: FloatArray, w: FloatArray, s: FloatArray, r: FloatArray, jac: FloatArray
+) -> None:
+    """Residuals and analytic Jacobian of one eSSVI slice in ``(rho, theta, psi)``.
+
+    ``2w = theta + rho psi k + R``, ``R = sqrt(psi^2 k^2 + 2 theta rho psi k + theta^2)``.
+    """
+    rho = x[0]
+    theta = x[1]
+    psi = x[2]
+    for i in range(k.size):
+        ki = k[i]
+        root = math.sqrt(psi * psi * ki * ki + 2.0 * theta * rho * psi * ki + theta * theta)
+        si = s[i]
+        r[i] = si * (0.5 * (theta + rho * psi * ki + root) - w[i])
+        inv = 1.0 / root if root > 0.0 else 0.0
+        jac[i, 0] = si * 0.5 * (psi * ki + theta * psi * ki * inv)
+        jac[i, 1] = si * 0.5 * (1.0 + (rho * psi * ki + theta) * inv)
+        jac[i, 2] = si * 0.5 * (rho * ki + (psi * ki * ki + theta * rho * ki) * inv)
+
+
+@kernel
+def levenberg_marquardt(
+    model: int,
+    x: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    pk: FloatArray,
+    opts: FloatArray,
+    max_iterations: int,
+) -> tuple[float, int, int]:
+    """Minimize the model's sum of squared residuals from ``x`` (updated in place).
+
+    ``opts`` is the SVI options vector for ``model`` 0 and the previous eSSVI slice
+    ``(theta, psi, rho, has_previous)`` for ``model`` 1. Returns ``(cost, iterations, status)``.
+    """
+    nx = x.size
+    nres = k.size + pk.size
+    r = np.empty(nres)
+    jac = np.empty((nres, nx))
+    r_try = np.empty(nres)
+    jac_try = np.empty((nres, nx))
+    x_try = np.empty(nx)
+    scratch = np.empty(nx)
+    normal = np.empty((nx, nx))
+    grad = np.empty(nx)
+    step = np.empty(nx)
+    if model == MODEL_SVI:
+        _project_svi(x, lower, upper, opts)
+        _fill_svi(x, k, w, s, pk, opts, r, jac, scratch)
+    else:
+        _project_essvi(x, lower, upper, opts)
+        _fill_essvi(x, k, w, s, r, jac)
+    cost = 0.0
+    for i in range(nres):
+        cost += r[i] * r[i]
+    if not math.isfinite(cost):
+        return cost, 0, ITERATION_CAP
+    damping = 1e-3
+    iterations = 0
+    status = ITERATION_CAP
+    matrix = np.empty((nx, nx))
+    frozen = np.zeros(nx, dtype=np.bool_)
+    history = np.full(PLATEAU_WINDOW, math.inf)
+    while iterations < max_iterations:
+        iterations += 1
+        # J^T J and J^T r row by row (contiguous rows of the C-ordered Jacobian).
+        for p in range(nx):
+            grad[p] = 0.0
+            for q in range(nx):
+                normal[p, q] = 0.0
+        for i in range(nres):
+            ri = r[i]
+            for p in range(nx):
+                jp = jac[i, p]
+                grad[p] += jp * ri
+                for q in range(p, nx):
+                    normal[p, q] += jp * jac[i, q]
+        for p in range(nx):
+            for q in range(p + 1, nx):
+                normal[q, p] = normal[p, q]
+        diag_max = 0.0
+        for p in range(nx):
+            diag_max = max(diag_max, normal[p, p])
+        if not diag_max > 0.0:
+            status = CONVERGED  # nothing depends on the parameters: any point is optimal
+            break
+        # Box bounds the gradient pushes against stay where they are this step (active set),
+        # so LM does not waste its steps on moves the projection would undo.
+        for p in range(nx):
+            frozen[p] = (x[p] <= lower[p] and grad[p] > 0.0) or (x[p] >= upper[p] and grad[p] < 0.0)
+        accepted = False
+        cost_try = cost
+        for _ in range(MAX_DAMPING_TRIES):
+            for p in range(nx):
+                for q in range(nx):
+                    matrix[p, q] = 0.0 if (frozen[p] or frozen[q]) else normal[p, q]
+                if frozen[p]:
+                    matrix[p, p] = 1.0
+                    step[p] = 0.0
+                else:
+                    matrix[p, p] += damping * max(normal[p, p], 1e-12 * diag_max)
+                    step[p] = -grad[p]
+            if _solve(matrix, step, nx):
+                for p in range(nx):
+                    x_try[p] = x[p] + step[p]
+                if model == MODEL_SVI:
+                    _project_svi(x_try, lower, upper, opts)
+                    _fill_svi(x_try, k, w, s, pk, opts, r_try, jac_try, scratch)
+                else:
+                    _project_essvi(x_try, lower, upper, opts)
+                    _fill_essvi(x_try, k, w, s, r_try, jac_try)
+                cost_try = 0.0
+                for i in range(nres):
+                    cost_try += r_try[i] * r_try[i]
+                if cost_try < cost:
+                    accepted = True
+                    break
+            damping *= 4.0
+        if not accepted:
+            status = CONVERGED  # no descent direction left: a (projected) minimum
+            break
+        moved = 0.0
+        for p in range(nx):
+            moved = max(moved, abs(x_try[p] - x[p]) / (abs(x[p]) + 1e-8))
+            x[p] = x_try[p]
+        r, r_try = r_try, r
+        jac, jac_try = jac_try, jac
+        decrease = cost - cost_try
+        cost = cost_try
+        damping = max(damping / 3.0, 1e-12)
+        if decrease <= COST_TOLERANCE * cost or moved <= STEP_TOLERANCE or cost <= 1e-300:
+            status = CONVERGED
+            break
+        slot = iterations % PLATEAU_WINDOW
+        if history[slot] - cost <= PLATEAU_TOLERANCE * cost:
+            status = CONVERGED
+            break
+        history[slot] = cost
+    return cost, iterations, status
+
+
+@kernel
+def _feasible_cost(
+    a: float,
+    d: float,
+    c: float,
+    sig: float,
+    y: FloatArray,
+    z: FloatArray,
+    w: FloatArray,
+    weight: FloatArray,
+    result: FloatArray,
+) -> float:
+    """Project ``(a, d, c)`` onto SVI's feasible set and return its weighted cost.
+
+    ``c >= 0``; ``|d| <= 0.99 c`` (``|rho| < 1``); ``c + |d| <= 2 sig`` (Lee: ``b (1 + |rho|)
+    <= 2``); then the best ``a`` for that ``(d, c)``, raised to ``-sqrt(c^2 - d^2)`` if below
+    (non-negative minimum variance). Writes ``(a, d, c)`` to ``result``.
+    """
+    if not c > 0.0:
+        c = 0.0
+        d = 0.0
+    if abs(d) > 0.99 * c:
+        d = math.copysign(0.99 * c, d)
+    wing = c + abs(d)
+    if wing > 2.0 * sig * (1.0 - 1e-9):
+        shrink = 2.0 * sig * (1.0 - 1e-9) / wing
+        c *= shrink
+        d *= shrink
+    total = 0.0
+    norm = 0.0
+    for i in range(y.size):
+        total += weight[i] * (w[i] - d * y[i] - c * z[i])
+        norm += weight[i]
+    a = total / norm
+    floor = -math.sqrt(max(c * c - d * d, 0.0))
+    if a < floor:
+        a = floor
+    cost = 0.0
+    for i in range(y.size):
+        e = a + d * y[i] + c * z[i] - w[i]
+        cost += weight[i] * e * e
+    result[0] = a
+    result[1] = d
+    result[2] = c
+    return cost
+
+
+@kernel
+def quasi_explicit_starts(
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    m_grid: FloatArray,
+    sigma_grid: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Best feasible raw SVI start for each ``m`` of the grid, over the ``sig`` grid.
+
+    With ``m`` and ``sig`` fixed and ``y = (k - m)/sig``, raw SVI is
+    ``w = a + d y + c sqrt(y^2 + 1)`` with ``c = b sig``, ``d = rho b sig`` (Zeliade quasi-explicit
+    method, De Marco & Martini 2009): a 3x3 weighted normal-equation solve per grid point,
+    plus the fits on the boundaries ``d = +-0.99 c`` and on Lee's ``c + |d| = 2 sig``; each
+    candidate is projected onto the feasible set (:func:`_feasible_cost`) and the cheapest
+    kept. Row ``j`` of ``out`` receives ``(a, b, rho, m, sig, cost)`` for ``m_grid[j]``.
+    """
+    n = k.size
+    matrix = np.empty((3, 3))
+    rhs = np.empty(3)
+    sol = np.empty(3)
+    full = np.empty((3, 3))
+    result = np.empty(3)
+    best_abc = np.empty(3)
+    y = np.empty(n)
+    z = np.empty(n)
+    weight = np.empty(n)
+    for i in range(n):
+        weight[i] = s[i] * s[i]
+    for row in range(m_grid.size):
+        m = m_grid[row]
+        out[row, 5] = math.inf
+        for sig in sigma_grid:
+            for i in range(n):
+                y[i] = (k[i] - m) / sig
+                z[i] = math.sqrt(y[i] * y[i] + 1.0)
+            for p in range(3):
+                rhs[p] = 0.0
+                for q in range(3):
+                    matrix[p, q] = 0.0
+            for i in range(n):
+                wi = weight[i]
+                matrix[0, 0] += wi
+                matrix[0, 1] += wi * y[i]
+                matrix[0, 2] += wi * z[i]
+                matrix[1, 1] += wi * y[i] * y[i]
+                matrix[1, 2] += wi * y[i] * z[i]
+                matrix[2, 2] += wi * z[i] * z[i]
+                rhs[0] += wi * w[i]
+                rhs[1] += wi * y[i] * w[i]
+                rhs[2] += wi * z[i] * w[i]
+            matrix[1, 0] = matrix[0, 1]
+            matrix[2, 0] = matrix[0, 2]
+            matrix[2, 1] = matrix[1, 2]
+            best = math.inf
+            for p in range(3):
+                sol[p] = rhs[p]
+                for q in range(3):
+                    full[p, q] = matrix[p, q]
+            feasible = False
+            if _solve(full, sol, 3):
+                a0, d0, c0 = sol[0], sol[1], sol[2]
+                feasible = (
+                    c0 > 0.0
+                    and abs(d0) <= 0.99 * c0
+                    and c0 + abs(d0) <= 2.0 * sig * (1.0 - 1e-9)
+                    and a0 >= -math.sqrt(c0 * c0 - d0 * d0)
+                )
+                cost = _feasible_cost(a0, d0, c0, sig, y, z, w, weight, result)
+                if cost < best:
+                    best = cost
+                    for p in range(3):
+                        best_abc[p] = result[p]
+            # An unconstrained optimum inside the feasible set is the constrained optimum too.
+            n_cases = 0 if feasible else 4
+            # Boundary fits: w = a + c (z + t y), t = +-0.99 (|rho| at its cap), in (a, c);
+            # and w - 2 sig z = a + d (y - t z), t = +-1 (on Lee's bound), in (a, d).
+            for case in range(n_cases):
+                t = 0.99 if case % 2 == 0 else -0.99
+                if case >= 2:
+                    t = 1.0 if case == 2 else -1.0
+                    s01 = matrix[0, 1] - t * matrix[0, 2]
+                    s11 = matrix[1, 1] - 2.0 * t * matrix[1, 2] + t * t * matrix[2, 2]
+                    r0 = rhs[0] - 2.0 * sig * matrix[0, 2]
+                    r1 = rhs[1] - t * rhs[2] - 2.0 * sig * (matrix[1, 2] - t * matrix[2, 2])
+                else:
+                    s01 = matrix[0, 2] + t * matrix[0, 1]
+                    s11 = matrix[2, 2] + 2.0 * t * matrix[1, 2] + t * t * matrix[1, 1]
+                    r0 = rhs[0]
+                    r1 = rhs[2] + t * rhs[1]
+                s00 = matrix[0, 0]
+                det = s00 * s11 - s01 * s01
+                if not det > 0.0:
+                    continue
+                slope = (s00 * r1 - s01 * r0) / det
+                level = (r0 - s01 * slope) / s00
+                if case >= 2:
+                    d = slope
+                    c = 2.0 * sig - t * d
+                else:
+                    c = slope
+                    d = t * c
+                cost = _feasible_cost(level, d, c, sig, y, z, w, weight, result)
+                if cost < best:
+                    best = cost
+                    for p in range(3):
+                        best_abc[p] = result[p]
+            if best < out[row, 5]:
+                c = best_abc[2]
+                out[row, 0] = best_abc[0]
+                out[row, 1] = c / sig
+                out[row, 2] = best_abc[1] / c if c > 0.0 else 0.0
+                out[row, 3] = m
+                out[row, 4] = sig
+                out[row, 5] = best
+
+
+@kernel
+def durrleman_check(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    low: float,
+    high: float,
+    step: float,
+    tolerance: float,
+) -> tuple[float, float, int]:
+    """:func:`durrleman_scan` over the check grid without materializing it: the uniform grid
+    ``low, low + step, ..., high`` joined with ``m + sig sinh(z)``, ``z`` in ``[-8, 8]`` (321
+    points), where ``g`` varies on the scale ``sig``."""
+    best = math.inf
+    where = math.nan
+    count = 0
+    n_uniform = int(math.ceil((high - low) / step)) + 1
+    total = n_uniform + FEATURE_POINTS
+    for i in range(total):
+        if i < n_uniform:
+            k = low + (high - low) * i / (n_uniform - 1)
+        else:
+            z = -FEATURE_HALF_WIDTH + 2.0 * FEATURE_HALF_WIDTH * (i - n_uniform) / (
+                FEATURE_POINTS - 1
+            )
+            k = m + sig * math.sinh(z)
+        g = svi_g(a, b, rho, m, sig, k)
+        if not g >= -tolerance:
+            count += 1
+        if g < best or (math.isnan(g) and not math.isnan(best)):
+            best = g
+            where = k
+    return best, where, count
+
+
+@kernel
+def fit_metrics(
+    fitted_w: FloatArray, t: float, mid: FloatArray, bid: FloatArray, ask: FloatArray
+) -> tuple[float, float, float]:
+    """``(rmse_bp, max_abs_error_bp, inside_band_share)`` of fitted total variances against
+    the mid volatilities (a missing bid counts as 0, a missing ask as no upper bound)."""
+    n = fitted_w.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    total = 0.0
+    worst = 0.0
+    inside = 0
+    for i in range(n):
+        vol = math.sqrt(max(fitted_w[i], 0.0) / t)
+        error = vol - mid[i]
+        total += error * error
+        worst = max(worst, abs(error))
+        low = bid[i] if math.isfinite(bid[i]) else 0.0
+        high = ask[i] if math.isfinite(ask[i]) else math.inf
+        if vol >= low - 1e-12 and vol <= high + 1e-12:
+            inside += 1
+    return math.sqrt(total / n) * 1e4, worst * 1e4, inside / n
+
+
+@kernel
+def prepare_quotes(
+    k: FloatArray,
+    mid: FloatArray,
+    bid: FloatArray,
+    ask: FloatArray,
+    vega: FloatArray,
+    t: float,
+    min_spread: float,
+    out: FloatArray,
+) -> int:
+    """Usable quotes, sorted by ``k``, with their scales; returns how many.
+
+    Rows of ``out`` (shape ``(6, n)``): ``k``, ``w = mid^2 t``, ``scale``, ``mid``, ``bid``,
+    ``ask``. A quote is usable with finite ``k`` and a finite positive ``mid``. Its weight is
+    ``1 / spread`` with ``spread = ask - bid``, else ``2 (ask - mid)`` (missing bid), else the
+    widest spread of the slice; floored at ``max(min_spread, median / 4)``. Without any spread,
+    vega relative to the largest (floored at 1e-3), else 1. ``scale = sqrt(weight) / (2 t mid)``.
+    """
+    n = k.size
+    keep = np.empty(n, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        if math.isfinite(k[i]) and math.isfinite(mid[i]) and mid[i] > 0.0:
+            keep[count] = i
+            count += 1
+    spread = np.empty(count)
+    n_spread = 0
+    widest = 0.0
+    for j in range(count):
+        i = keep[j]
+        value = math.nan
+        if math.isfinite(bid[i]) and ask[i] > bid[i]:
+            value = ask[i] - bid[i]
+        elif math.isfinite(ask[i]) and ask[i] > mid[i]:
+            value = 2.0 * (ask[i] - mid[i])
+        spread[j] = value
+        if math.isfinite(value):
+            n_spread += 1
+            widest = max(widest, value)
+    weight = np.empty(count)
+    if n_spread > 0:
+        finite = np.empty(n_spread)
+        f = 0
+        for j in range(count):
+            if math.isfinite(spread[j]):
+                finite[f] = spread[j]
+                f += 1
+        floor = max(min_spread, 0.25 * np.median(finite))
+        for j in range(count):
+            value = spread[j] if math.isfinite(spread[j]) else widest
+            weight[j] = 1.0 / max(value, floor)
+    else:
+        largest = 0.0
+        for j in range(count):
+            v = vega[keep[j]]
+            if math.isfinite(v) and v > largest:
+                largest = v
+        for j in range(count):
+            v = vega[keep[j]]
+            if largest > 0.0 and math.isfinite(v) and v > 0.0:
+                weight[j] = max(v / largest, 1e-3)
+            elif largest > 0.0:
+                weight[j] = 1e-3
+            else:
+                weight[j] = 1.0
+    sorted_already = True
+    for j in range(1, count):
+        if k[keep[j]] < k[keep[j - 1]]:
+            sorted_already = False
+            break
+    order = np.arange(count)
+    if not sorted_already:
+        values = np.empty(count)
+        for j in range(count):
+            values[j] = k[keep[j]]
+        order = np.argsort(values, kind="mergesort")
+    for j in range(count):
+        src = order[j]
+        i = keep[src]
+        out[0, j] = k[i]
+        out[1, j] = mid[i] * mid[i] * t
+        out[2, j] = math.sqrt(weight[src]) / (2.0 * t * mid[i])
+        out[3, j] = mid[i]
+        out[4, j] = bid[i]
+        out[5, j] = ask[i]
+    return count

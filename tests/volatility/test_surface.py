@@ -1,0 +1,229 @@
+"""fit_surface: from a simulated chain to the published surface Dataset, its layout and statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from periscope import schema
+from periscope.errors import InvalidInputError
+from periscope.simulator.market import Market, SimulationConfig
+from periscope.volatility.arbitrage import check_butterfly, check_calendar, dense_k_grid
+from periscope.volatility.essvi import EssviSurface
+from periscope.volatility.surface import CLEANING_REASONS, fit_surface
+
+TRUTH = ("true_price", "true_volatility", "forward", "rate", "dividend_yield", "dividend_pv")
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market(SimulationConfig(seed=11, n_underlyings=20, n_days=40))
+
+
+@pytest.fixture(scope="module")
+def spx_chain(market: Market) -> xr.Dataset:
+    return market.chain("I:SPX", market.days[12]).dataset()
+
+
+@pytest.fixture(scope="module")
+def jpm_chain(market: Market) -> xr.Dataset:
+    return market.chain("JPM", market.days[12]).dataset()
+
+
+@pytest.fixture(scope="module")
+def spx(spx_chain: xr.Dataset) -> xr.Dataset:
+    return fit_surface(spx_chain)
+
+
+def test_fit_surface__external_names_and_layout(spx: xr.Dataset, spx_chain: xr.Dataset) -> None:
+    schema.validate_surface(spx)
+    assert spx[schema.UNDERLYING].item() == "I:SPX"
+    assert spx["forward"].dims == ("expiry",)
+    assert spx["time_to_expiry"].dims == ("expiry",)
+    assert spx["implied_volatility"].dims == ("expiry", "log_moneyness")
+    listed = np.unique(spx_chain.expiry.values)
+    np.testing.assert_array_equal(spx.expiry.values, listed)
+    expiry = spx.expiry.values[5]
+    row = spx["implied_volatility"].sel(expiry=expiry)
+    assert row.dims == ("log_moneyness",)
+    assert np.isfinite(row.values).all()
+    np.testing.assert_array_equal(spx.log_moneyness.values, schema.LOG_MONEYNESS_GRID)
+    assert spx.sizes["tenor"] == 6
+    assert spx.sizes["delta"] == 5
+    assert spx.tenor.values.tolist() == [7, 30, 60, 90, 180, 365]
+    assert spx.cleaning_reason.values.tolist() == list(CLEANING_REASONS)
+
+
+def test_fit_surface__statuses_metrics_and_diagnostics(spx: xr.Dataset) -> None:
+    assert schema.SurfaceStatus(int(spx.surface_status)) in {
+        schema.SurfaceStatus.OK,
+        schema.SurfaceStatus.PARTIAL,
+    }
+    status = spx.expiry_status.values
+    ok = status == schema.ExpiryStatus.OK
+    assert ok.sum() >= 25  # SPX lists ~29 dates; only the last-hour 0DTE may lack quotes
+    assert 0.5 < float(spx.confidence) <= 1.0
+    # Published rows are complete; the others are NaN.
+    assert np.isfinite(spx.implied_volatility.values[ok]).all()
+    assert np.isnan(spx.implied_volatility.values[~ok]).all()
+    assert np.isfinite(spx.essvi_parameters.values[ok]).all()
+    for name in ("rmse_bp", "max_abs_error_bp", "inside_band_share", "atm_implied_volatility"):
+        assert np.isfinite(spx[name].values[ok]).all(), name
+    assert (spx.quotes_used.values[ok] >= 5).all()
+    assert (spx.inside_band_share.values[ok] > 0.6).all()
+    # The arbitrage checks ran on the published surface and found nothing.
+    assert int(spx.butterfly_violations.sum()) == 0
+    assert int(spx.calendar_violations.sum()) == 0
+    assert (spx.min_durrleman_g.values[ok] >= -1e-10).all()
+    # Metrics: an index has a put skew and a convex smile at every tenor.
+    assert np.isfinite(spx.constant_maturity_iv.values).all()
+    assert (spx.risk_reversal_25.values < 0).all()
+    assert (spx.risk_reversal_10.values < spx.risk_reversal_25.values).all()
+    assert (spx.butterfly_25.values > 0).all()
+    assert (spx.atm_skew.values < 0).all()
+    cm = spx.constant_maturity_iv
+    assert float(spx.term_structure_slope) == pytest.approx(
+        float(cm.sel(tenor=90) - cm.sel(tenor=30))
+    )
+    # Counts: every contract of a date lands in used, dropped or the in-the-money side.
+    assert int(spx.cleaning_counts.sel(cleaning_reason="not_otm").sum()) > 0
+
+
+def test_fit_surface__published_surface_rebuilds_from_stored_parameters(spx: xr.Dataset) -> None:
+    ok = spx.expiry_status.values == schema.ExpiryStatus.OK
+    params = spx.essvi_parameters.values[ok]
+    t = spx.time_to_expiry.values[ok]
+    rebuilt = EssviSurface.from_arrays(t, params[:, 0], params[:, 1], params[:, 2])
+    k = schema.LOG_MONEYNESS_GRID
+    np.testing.assert_allclose(
+        rebuilt.implied_volatility(k[None, :], t[:, None]),
+        spx.implied_volatility.values[ok],
+        rtol=1e-14,
+    )
+    # Independent arbitrage checks of the stored surface, on a dense grid and between the
+    # slices and at interpolated times.
+    for i in range(t.size):
+        assert check_butterfly(rebuilt.raw_svi(i)).violations == 0
+    times = np.sort(np.concatenate([t, 0.5 * (t[1:] + t[:-1]), [t[-1] * 1.5]]))
+    smiles = [lambda x, tt=tt: rebuilt.total_variance(x, tt) for tt in times]
+    assert check_calendar(smiles, dense_k_grid(-2.0, 2.0, 0.001)).crossings == 0
+
+
+def test_fit_surface__close_to_the_simulator_truth(spx: xr.Dataset, spx_chain: xr.Dataset) -> None:
+    ok = spx.expiry_status.values == schema.ExpiryStatus.OK
+    chain_expiry = spx_chain.expiry.values
+    for expiry, forward in zip(spx.expiry.values[ok], spx.forward.values[ok], strict=True):
+        true_forward = spx_chain.forward.values[chain_expiry == expiry]
+        # Two settlements on one date have (slightly) different forwards: the closest one.
+        assert np.min(np.abs(forward / true_forward - 1)) < 2e-4
+    truth_atm = []
+    for expiry, t in zip(spx.expiry.values[ok], spx.time_to_expiry.values[ok], strict=True):
+        sel = chain_expiry == expiry
+        k = np.log(spx_chain.strike.values[sel] / spx_chain.forward.values[sel])
+        order = np.argsort(k)
+        truth_atm.append(np.interp(0.0, k[order], spx_chain.true_volatility.values[sel][order]))
+        assert t > 0
+    error = spx.atm_implied_volatility.values[ok] - np.array(truth_atm)
+    assert np.sqrt(np.mean(error**2)) < 0.004
+
+
+def test_fit_surface__american_chain(jpm_chain: xr.Dataset) -> None:
+    surface = fit_surface(jpm_chain)
+    schema.validate_surface(surface)
+    assert int(surface.surface_status) == schema.SurfaceStatus.OK
+    assert (surface.expiry_status.values == schema.ExpiryStatus.OK).all()
+    assert int(surface.butterfly_violations.sum()) == int(surface.calendar_violations.sum()) == 0
+    # Constant-maturity points between listed expiries are not extrapolated; 7 days may be.
+    t = surface.time_to_expiry.values
+    tenor_t = surface.tenor_years.values
+    inside = (tenor_t >= t.min()) & (tenor_t <= t.max())
+    np.testing.assert_array_equal(surface.tenor_extrapolated.values, ~inside)
+
+
+def test_fit_surface__return_quotes_aligns_with_the_chain(jpm_chain: xr.Dataset) -> None:
+    surface, quotes = fit_surface(jpm_chain, return_quotes=True)
+    assert quotes.sizes["contract"] == jpm_chain.sizes["contract"]
+    np.testing.assert_array_equal(quotes.ticker.values, jpm_chain.ticker.values)
+    used = quotes.used.values
+    assert used.sum() == int(surface.quotes_used.sum())
+    assert (quotes.quote_flags.values[used] == 0).all()
+    # The published surface at the used quotes reproduces the stored fit errors.
+    error = quotes.fitted_iv.values[used] - quotes.iv_mid.values[used]
+    assert np.isfinite(error).all()
+    assert np.sqrt(np.mean(error**2)) * 1e4 < 2 * float(surface.rmse_bp.max())
+    merged = jpm_chain.drop_vars([*TRUTH, "time_to_expiry"]).merge(quotes, compat="no_conflicts")
+    assert "fitted_iv" in merged
+    assert "bid" in merged
+
+
+def test_fit_surface__empty_chain_has_no_usable_expiry() -> None:
+    surface = fit_surface(schema.empty_chain(attrs={"underlying": "XYZ"}))
+    schema.validate_surface(surface)
+    assert surface[schema.UNDERLYING].item() == "XYZ"
+    assert int(surface.surface_status) == schema.SurfaceStatus.NO_USABLE_EXPIRY
+    assert surface.sizes["expiry"] == 0
+    assert np.isnan(surface.constant_maturity_iv.values).all()
+    assert float(surface.confidence) == 0.0
+    assert surface.status_message.item()
+
+
+def test_fit_surface__no_bids_anywhere_is_a_status_not_an_error(jpm_chain: xr.Dataset) -> None:
+    broken = jpm_chain.copy()
+    broken["bid"] = xr.zeros_like(broken["bid"])
+    surface = fit_surface(broken)
+    assert int(surface.surface_status) == schema.SurfaceStatus.NO_USABLE_EXPIRY
+    assert (surface.expiry_status.values != schema.ExpiryStatus.OK).all()
+    assert np.isnan(surface.implied_volatility.values).all()
+    zero_bids = int(surface.cleaning_counts.sel(cleaning_reason="zero_bid").sum())
+    assert zero_bids > 0.9 * jpm_chain.sizes["contract"]
+
+
+def test_fit_surface__an_expiry_without_quotes_is_skipped(jpm_chain: xr.Dataset) -> None:
+    broken = jpm_chain.copy()
+    second = np.unique(broken.expiry.values)[1]
+    sel = (broken.expiry == second).values
+    broken["ask"] = broken["ask"].where(~sel)
+    surface = fit_surface(broken)
+    row = surface.sel(expiry=second)
+    assert int(row.expiry_status) == schema.ExpiryStatus.TOO_FEW_QUOTES
+    assert np.isnan(row.implied_volatility.values).all()
+    assert int(surface.surface_status) == schema.SurfaceStatus.OK
+    others = surface.expiry_status.values[surface.expiry.values != second]
+    assert (others == schema.ExpiryStatus.OK).all()
+
+
+def test_fit_surface__rejects_what_is_not_one_chain(
+    spx_chain: xr.Dataset, jpm_chain: xr.Dataset
+) -> None:
+    with pytest.raises(InvalidInputError, match="chain Dataset"):
+        fit_surface({"bid": [1.0]})  # type: ignore[arg-type]
+    both = xr.concat(
+        [spx_chain.isel(contract=slice(0, 5)), jpm_chain.isel(contract=slice(0, 5))], dim="contract"
+    )
+    with pytest.raises(InvalidInputError, match="one underlying"):
+        fit_surface(both)
+    with pytest.raises(InvalidInputError, match="lacks variable 'bid'"):
+        fit_surface(jpm_chain.drop_vars("bid"))
+
+
+def test_stack_surfaces__outer_join_on_expiry_keeps_dtypes(
+    spx: xr.Dataset, jpm_chain: xr.Dataset
+) -> None:
+    jpm = fit_surface(jpm_chain)
+    empty = fit_surface(schema.empty_chain(attrs={"underlying": "XYZ"}))
+    stacked = schema.stack_surfaces([spx, jpm, empty])
+    schema.validate_surface(stacked)
+    assert stacked.underlying.values.tolist() == ["I:SPX", "JPM", "XYZ"]
+    union = np.union1d(spx.expiry.values, jpm.expiry.values)
+    np.testing.assert_array_equal(stacked.expiry.values, union)
+    assert stacked.expiry_status.dtype == np.int8
+    assert stacked.quotes_used.dtype == np.int32
+    padded = ~np.isin(union, jpm.expiry.values)
+    assert (stacked.expiry_status.sel(underlying="JPM").values[padded] == 6).all()
+    assert (stacked.quotes_used.sel(underlying="JPM").values[padded] == 0).all()
+    # One underlying of the stack is that underlying's surface on the union of expiries.
+    back = stacked.sel(underlying="JPM").sel(expiry=jpm.expiry.values)
+    np.testing.assert_array_equal(back.implied_volatility.values, jpm.implied_volatility.values)
+    with pytest.raises(InvalidInputError, match="twice"):
+        schema.stack_surfaces([jpm, jpm])

@@ -1,0 +1,222 @@
+"""Accuracy study: published surfaces against the simulator's ground truth.
+
+Sample: underlying-days of the simulated market chosen to cover its regimes (``_sample``):
+
+- ``stressed``: the volatility factor is high (short-end ATM volatility at least 1.3x the name's
+  long-run level): an inverted term structure and a steeper skew;
+- ``event``: a stock whose earnings fall within three weeks (a variance bump between expiries);
+- ``calm``: the rest.
+
+Near-expiry slices (under three days, few quotes) are reported as their own row as well.
+
+Definitions (``docs/surfaces.md``):
+
+- liquid quote: used in the published fit, a positive bid (finite bid volatility), and an absolute
+  forward Black delta (true volatility, true forward) between 0.1 and 0.9;
+- quote noise: RMS of (mid-quote implied volatility - true volatility) over the liquid quotes;
+- fit error: RMS of (published surface volatility - true volatility) over the same quotes;
+- liquid expiry (forwards): published, and its forward from at least three put-call pairs
+  (``forward_status`` OK);
+- slice success: published among the expiries that had enough quotes to fit.
+
+Run with ``-s`` to see the table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import norm
+
+from periscope import schema
+from periscope.simulator.market import Market, SimulationConfig
+from periscope.volatility.surface import fit_surface
+
+SEED = 2026
+N_UNDERLYINGS = 20
+N_DAYS = 120
+DAYS_PER_NAME = 10  # 20 names x 10 days = 200 underlying-days
+NEAR_EXPIRY_YEARS = 3 / 365
+ATTEMPTED = (
+    schema.ExpiryStatus.OK,
+    schema.ExpiryStatus.SVI_FAILED,
+    schema.ExpiryStatus.NOT_PUBLISHED,
+    schema.ExpiryStatus.NO_FORWARD,
+)
+
+
+@dataclass
+class Tally:
+    """Accumulated errors of one regime."""
+
+    days: int = 0
+    fit_sq: list[float] = field(default_factory=list)
+    noise_sq: list[float] = field(default_factory=list)
+    forward_errors: list[float] = field(default_factory=list)
+    attempted: int = 0
+    published: int = 0
+    butterfly: int = 0
+    calendar: int = 0
+
+    def rms(self, values: list[float]) -> float:
+        return float(np.sqrt(np.mean(values))) if values else float("nan")
+
+
+@dataclass
+class Study:
+    tallies: dict[str, Tally]
+    seconds_chains: float
+    seconds_fits: float
+    failures: list[str]
+
+
+def _regime(market: Market, name: str, day_index: int) -> str:
+    underlying = market.underlying(name)
+    truth = market.surface(name, market.days[day_index])
+    if truth.short_volatility >= 1.3 * underlying.volatility:
+        return "stressed"
+    if underlying.kind == "stock" and truth.event_time <= 15 / 252:
+        return "event"
+    return "calm"
+
+
+def _sample(market: Market) -> list[tuple[str, int, str]]:
+    """Per name: its most stressed days, its next-earnings days and calm days, spread out."""
+    rng = np.random.default_rng(SEED)
+    days = np.arange(5, N_DAYS)
+    out = []
+    for underlying in market.universe:
+        name = underlying.ticker
+        regimes = {d: _regime(market, name, int(d)) for d in days}
+        stress = sorted(days, key=lambda d: -market.surface(name, market.days[d]).short_volatility)
+        picks = [int(d) for d in stress[:3]]
+        events = [int(d) for d in days if regimes[d] == "event"]
+        if events:
+            picks += [int(d) for d in rng.choice(events, size=min(3, len(events)), replace=False)]
+        rest = [int(d) for d in days if int(d) not in picks]
+        picks += [int(d) for d in rng.choice(rest, size=DAYS_PER_NAME - len(picks), replace=False)]
+        out += [(name, d, regimes[d]) for d in sorted(set(picks))]
+    return out
+
+
+def _forward_delta(chain: xr.Dataset) -> np.ndarray:
+    k = np.log(chain.strike.values / chain.forward.values)
+    s = chain.true_volatility.values * np.sqrt(chain.time_to_expiry.values)
+    call = norm.cdf(-k / s + 0.5 * s)
+    return np.where(chain.right.values == schema.CALL, call, call - 1.0)
+
+
+def _account(tally: Tally, near: Tally, chain: xr.Dataset) -> None:
+    surface, quotes = fit_surface(chain, return_quotes=True)
+    tally.days += 1
+    status = surface.expiry_status.values
+    attempted = np.isin(status, ATTEMPTED)
+    published = status == schema.ExpiryStatus.OK
+    near_slice = surface.time_to_expiry.values < NEAR_EXPIRY_YEARS
+    for target, mask in ((tally, np.ones_like(near_slice)), (near, near_slice)):
+        target.attempted += int((attempted & mask).sum())
+        target.published += int((published & mask).sum())
+    tally.butterfly += int(surface.butterfly_violations.sum())
+    tally.calendar += int(surface.calendar_violations.sum())
+    # Forwards of liquid expiries against the truth of the same expiry group.
+    liquid_expiry = published & (surface.forward_status.values == 0)
+    chain_days = chain.expiry.values
+    for i in np.flatnonzero(liquid_expiry):
+        sel = (chain_days == surface.expiry.values[i]) & (
+            chain.settlement.values == surface.settlement.values[i]
+        )
+        truth = float(np.median(chain.forward.values[sel]))
+        tally.forward_errors.append(abs(float(surface.forward.values[i]) / truth - 1.0))
+    # Quotes of the liquid region.
+    delta = np.abs(_forward_delta(chain))
+    liquid = (
+        quotes.used.values & np.isfinite(quotes.iv_bid.values) & (delta >= 0.1) & (delta <= 0.9)
+    )
+    truth = chain.true_volatility.values
+    fit = (quotes.fitted_iv.values - truth)[liquid]
+    noise = (quotes.iv_mid.values - truth)[liquid]
+    tally.fit_sq += (fit**2).tolist()
+    tally.noise_sq += (noise**2).tolist()
+    near_quote = liquid & (chain.time_to_expiry.values < NEAR_EXPIRY_YEARS)
+    near.fit_sq += ((quotes.fitted_iv.values - truth)[near_quote] ** 2).tolist()
+    near.noise_sq += ((quotes.iv_mid.values - truth)[near_quote] ** 2).tolist()
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    market = Market(SimulationConfig(seed=SEED, n_underlyings=N_UNDERLYINGS, n_days=N_DAYS))
+    sample = _sample(market)
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    near = Tally()
+    failures: list[str] = []
+    seconds_chains = seconds_fits = 0.0
+    for name, day, regime in sample:
+        start = time.perf_counter()
+        chain = market.chain(name, market.days[day]).dataset()
+        seconds_chains += time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            _account(tallies[regime], near, chain)
+        except Exception as exc:  # any exception is a failure of the study's promise
+            failures.append(f"{name} {market.days[day]}: {type(exc).__name__}: {exc}")
+        seconds_fits += time.perf_counter() - start
+    tallies["near expiry (< 3 days)"] = near
+    return Study(dict(tallies), seconds_chains, seconds_fits, failures)
+
+
+def _table(study: Study) -> str:
+    rows = [
+        "| regime | underlying-days | liquid quotes | quote noise bp | fit error bp | ratio | "
+        "fwd max rel err | fwd p99 | slices ok | butterfly | calendar |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    everything = Tally()
+    for name, t in study.tallies.items():
+        if not name.startswith("near"):
+            everything.days += t.days
+            everything.fit_sq += t.fit_sq
+            everything.noise_sq += t.noise_sq
+            everything.forward_errors += t.forward_errors
+            everything.attempted += t.attempted
+            everything.published += t.published
+            everything.butterfly += t.butterfly
+            everything.calendar += t.calendar
+    for name, t in [*sorted(study.tallies.items()), ("all", everything)]:
+        noise, fit = t.rms(t.noise_sq) * 1e4, t.rms(t.fit_sq) * 1e4
+        fwd = np.array(t.forward_errors) if t.forward_errors else np.array([np.nan])
+        rows.append(
+            f"| {name} | {t.days or '-'} | {len(t.fit_sq)} | {noise:.1f} | {fit:.1f} | "
+            f"{fit / noise:.2f} | {np.max(fwd):.1e} | {np.quantile(fwd, 0.99):.1e} | "
+            f"{t.published}/{t.attempted} | {t.butterfly} | {t.calendar} |"
+        )
+    rows.append(
+        f"\nchains {study.seconds_chains:.1f} s, fits {study.seconds_fits:.1f} s; "
+        f"failures: {study.failures or 'none'}"
+    )
+    return "\n".join(rows)
+
+
+@pytest.mark.slow
+def test_surface_accuracy__against_the_simulator_truth(study: Study) -> None:
+    print("\n" + _table(study))
+    assert not study.failures
+    days = sum(t.days for name, t in study.tallies.items() if not name.startswith("near"))
+    assert days >= 200
+    assert {"calm", "stressed", "event"} <= set(study.tallies)
+    attempted = published = 0
+    for name, tally in study.tallies.items():
+        noise, fit = tally.rms(tally.noise_sq), tally.rms(tally.fit_sq)
+        assert fit <= 1.2 * noise, name
+        if name.startswith("near"):
+            continue
+        attempted += tally.attempted
+        published += tally.published
+        assert tally.butterfly == 0, name
+        assert tally.calendar == 0, name
+        assert max(tally.forward_errors) <= 1e-4, name
+    assert published >= 0.995 * attempted
