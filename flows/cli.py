@@ -77,9 +77,33 @@ def prefect_api() -> Iterator[str]:
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
+            _drain_prefect_workers()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the queued logs and events before the temporary server stops (else they are lost
+    with "Error logging to API" noise), as Prefect's own test harness does."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:  # the worker never started
+            pass
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
 
 
 def _settings(root: str | None) -> Settings:

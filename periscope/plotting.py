@@ -109,7 +109,8 @@ def plot_surface(
     left.set_ylabel("days to expiry")
     left.set_title(f"{name}: fitted surface")
 
-    chosen = rows[np.unique(np.linspace(0, rows.size - 1, min(max_smiles, rows.size)).round())]
+    picks = np.linspace(0, rows.size - 1, min(max_smiles, rows.size)).round().astype(np.int64)
+    chosen = rows[np.unique(picks)]
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, chosen.size))
     expiries = surface[schema.EXPIRY].values
     for color, j in zip(colors, chosen, strict=True):
@@ -117,7 +118,9 @@ def plot_surface(
         right.plot(k, iv[j] * 100.0, color=color, lw=1.6, label=label)
         if expiries[j] in quotes:
             qk, qv = quotes[expiries[j]]
-            right.scatter(qk, qv * 100.0, s=9, color=color, alpha=0.6, edgecolors="none")
+            right.scatter(
+                qk, qv * 100.0, s=14, color=color, alpha=0.85, edgecolors="white", linewidths=0.3
+            )
     # Frame the smiles where the quotes are (the grid reaches |k| = 1 for every expiry).
     spans = [q[0] for q in quotes.values() if q[0].size]
     if spans:

@@ -52,14 +52,63 @@ _EARNINGS_EVERY = 63  # trading days
 
 
 @dataclass(frozen=True, slots=True)
+class StressScenario:
+    """Overrides of the true surfaces and quotes, for accuracy studies of the surface fitters.
+
+    Every field is neutral by default; :data:`STRESS_SCENARIOS` names typical regimes.
+
+    Attributes
+    ----------
+    skew
+        Added to every SSVI ρ (negative: a steeper put skew); ρ stays within [-0.95, 0.95].
+    curvature
+        Multiplies SSVI η, capped at ``2 / (1 + |ρ|)`` so the slices stay free of butterfly
+        arbitrage (Gatheral & Jacquier 2014, Theorem 4.2).
+    short_volatility
+        Multiplies the short-end ATM volatility σ₀ (above 1 with σ∞ unchanged: an inverted term
+        structure, as in a sell-off); the ATM total variance stays increasing in T.
+    event_variance, event_time
+        An event (earnings, a central-bank decision) adding ``event_variance`` total variance to
+        every expiry after ``event_time`` years, for every underlying (indices included); it
+        replaces a stock's own earnings event. 0 leaves the regular events.
+    sparse_before, sparse_keep
+        Expiries closer than ``sparse_before`` years keep each quote with probability
+        ``sparse_keep`` (the others are missing): near-expiry slices with few quotes.
+    """
+
+    skew: float = 0.0
+    curvature: float = 1.0
+    short_volatility: float = 1.0
+    event_variance: float = 0.0
+    event_time: float = 10.0 / 252.0
+    sparse_before: float = 0.0
+    sparse_keep: float = 1.0
+
+
+STRESS_SCENARIOS: dict[str, StressScenario] = {
+    "steep_skew": StressScenario(skew=-0.35, curvature=1.4),
+    "inverted": StressScenario(short_volatility=2.5),
+    "earnings": StressScenario(event_variance=0.08**2, event_time=6.5 / 252.0),
+    "sparse_short": StressScenario(sparse_before=21.0 / 365.0, sparse_keep=0.15),
+}
+"""Named stress regimes: steep skew, inverted term structure, an event bump (an 8 % move
+six and a half trading days ahead) and near-expiry slices with few quotes."""
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationConfig:
-    """What determines the simulated market."""
+    """What determines the simulated market.
+
+    ``stress`` (default None: the regular market) overrides the truth for accuracy studies;
+    see :class:`StressScenario`.
+    """
 
     seed: int = 7
     n_underlyings: int = 20
     start: dt.date = dt.date(2025, 1, 2)
     n_days: int = 260
     snapshot_time: dt.time = dt.time(15, 45)
+    stress: StressScenario | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,12 +336,22 @@ class Market:
             ahead = (20 - (d + 7 * i)) % _EARNINGS_EVERY
             event_time = (ahead + 0.5) / 252.0
             event_variance = (3.0 * u.volatility * np.sqrt(_TRADING_DT)) ** 2
+        rho = float(np.clip((-0.7 if index_like else -0.35) - 0.25 * x, -0.95, 0.1))
+        eta = 1.0 if index_like else 0.8
+        short = u.volatility * float(np.exp(x))
+        stress = self.config.stress
+        if stress is not None:
+            rho = float(np.clip(rho + stress.skew, -0.95, 0.95))
+            eta = min(eta * stress.curvature, 2.0 / (1.0 + abs(rho)))
+            short *= stress.short_volatility
+            if stress.event_variance > 0:
+                event_time, event_variance = stress.event_time, stress.event_variance
         return SurfaceTruth(
-            short_volatility=u.volatility * float(np.exp(x)),
+            short_volatility=short,
             long_volatility=u.volatility * 1.05,
             reversion_time=0.35,
-            rho=float(np.clip((-0.7 if index_like else -0.35) - 0.25 * x, -0.95, 0.1)),
-            eta=1.0 if index_like else 0.8,
+            rho=rho,
+            eta=eta,
             gamma=0.45,
             event_time=event_time,
             event_variance=event_variance,
@@ -404,6 +463,12 @@ class Market:
         crossed = rng.random(n) < 0.002
         bid, ask = np.where(crossed, ask + tick, bid), np.where(crossed, bid, ask)
         quote_present = rng.random(n) >= 0.003
+        stress = self.config.stress
+        if stress is not None and stress.sparse_before > 0:
+            # A stream of its own, so the regular quotes stay as they are.
+            sparse_rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, i, d, 2]))
+            thinned = (t < stress.sparse_before) & (sparse_rng.random(n) >= stress.sparse_keep)
+            quote_present &= ~thinned
         bid_size = np.where(bid > 0, rng.integers(1, 500, n), 0).astype(np.float64)
         ask_size = rng.integers(1, 500, n).astype(np.float64)
         quote_time = snap_ns - (age * 1e9).astype("timedelta64[ns]")

@@ -49,6 +49,9 @@ def zarr_warnings() -> Iterator[None]:
             category=ZarrUserWarning,
         )
         warnings.filterwarnings("error", category=xr.SerializationWarning)
+        # A plain UserWarning in xarray 2026.9: it then stores the times with other units than
+        # the store's, i.e. wrong dates (pipeline.md §4.4).
+        warnings.filterwarnings("error", message="Times can't be serialized faithfully")
         yield
 
 
@@ -114,7 +117,7 @@ def write(
                 append_dim=append_dim,
                 region=dict(region) if region is not None else None,
             )
-        except (OSError, ValueError, TypeError, xr.SerializationWarning) as exc:
+        except (OSError, ValueError, TypeError, xr.SerializationWarning, UserWarning) as exc:
             raise StorageError(f"writing {group or 'dataset'} failed: {exc}", group=group) from exc
 
 

@@ -171,10 +171,20 @@ class Location:
             raise StorageError(f"listing {uri} failed: {exc}", uri=uri) from exc
         return sorted(posixpath.basename(str(entry).rstrip("/")) for entry in entries)
 
-    def exists(self, uri: str) -> bool:
+    def has_objects(self, uri: str) -> bool:
+        """True if any object (file) lies under ``uri``.
+
+        Not ``exists``: filer-backed S3 servers such as SeaweedFS keep a "directory" after all
+        of its objects are deleted, so a removed tree would still exist.
+        """
         path = self.fs_path(uri)
         self.fs.invalidate_cache(path)
-        return bool(self.fs.exists(path))
+        try:
+            return bool(self.fs.find(path, maxdepth=None, withdirs=False))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"listing {uri} failed: {exc}", uri=uri) from exc
 
     def remove(self, uri: str, *, recursive: bool = False) -> None:
         """Remove an object or a whole tree; a missing one is not an error."""

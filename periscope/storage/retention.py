@@ -68,6 +68,8 @@ def apply_retention(
         if created >= limit:
             continue
         uri = run_uri_at(location, run_id)
+        if not info.groups and not location.has_objects(uri):
+            continue  # an empty folder left by an earlier removal (filer-backed S3 servers)
         location.remove(posixpath.join(uri, "zarr.json"))
         location.remove(uri, recursive=True)
         removed.append(run_id)
@@ -76,5 +78,5 @@ def apply_retention(
         )
     for run_id in staged_run_ids(location):
         if run_id != protected and parse_run_id(run_id) < partial_before:
-            remove_staging(location, run_id)
+            remove_staging(location, run_id)  # no-op for an already emptied area
     return removed

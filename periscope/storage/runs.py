@@ -238,6 +238,7 @@ def run_ids(location: Location) -> list[str]:
 
 
 def list_runs(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[RunInfo]:
-    """Every run under ``root``, oldest first, published or not."""
+    """Every run under ``root`` that has at least one group, oldest first, published or not."""
     location = resolve(root, storage_options)
-    return [read_run_info(location, run_id) for run_id in run_ids(location)]
+    infos = (read_run_info(location, run_id) for run_id in run_ids(location))
+    return [info for info in infos if info.groups]

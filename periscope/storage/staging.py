@@ -74,13 +74,13 @@ def open_staged(uri: str, *, storage_options: Mapping[str, Any] | None = None) -
 def remove_staging(location: Location, run_id: str) -> None:
     """Remove a run's staging area (nothing to do if it has none)."""
     area = staging_area(location, run_id)
-    if location.exists(area):
+    if location.has_objects(area):
         location.remove(area, recursive=True)
         logger.info("removed staging area of run %s", run_id)
 
 
 def staged_run_ids(location: Location) -> list[str]:
-    """Run ids that have a staging area."""
+    """Run ids that have a staging area (possibly an empty one)."""
     ids = []
     for name in location.list_names(location.child(STAGING_FOLDER)):
         try:

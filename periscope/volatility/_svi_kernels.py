@@ -599,7 +599,7 @@ def durrleman_check(
     best = math.inf
     where = math.nan
     count = 0
-    n_uniform = int(math.ceil((high - low) / step)) + 1
+    n_uniform = math.ceil((high - low) / step) + 1
     total = n_uniform + FEATURE_POINTS
     for i in range(total):
         if i < n_uniform:

@@ -138,9 +138,11 @@ class CleaningConfig:
         deep in the money, whose premium is large, should weigh little.
     dividend_model
         How de-Americanization pays the dividends implied by the forwards: ``"cash"``
-        (escrowed cash dividends, as stocks pay), ``"yield"`` (a continuous yield, as ETF
-        models assume) or ``"auto"`` (default: both are tried on the forward pairs and the one
-        under which the pairs agree best with European parity is kept).
+        (default: escrowed cash dividends, as single stocks pay them) or ``"yield"`` (a
+        continuous yield, the usual model of ETFs and baskets). The chain does not say which
+        kind its underlying is; the caller does (reference data). Quotes do not tell them apart
+        reliably: both models satisfy parity with the same forward, and they differ only in
+        the early-exercise premium (by up to ~5e-4 of the forward at a year).
     """
 
     max_relative_spread: float = 1.0
@@ -155,7 +157,7 @@ class CleaningConfig:
     tree_steps: int = 201
     american_iterations: int = 3
     premium_uncertainty: float = 1.0
-    dividend_model: Literal["auto", "cash", "yield"] = "auto"
+    dividend_model: Literal["cash", "yield"] = "cash"
 
 
 DEFAULT_CLEANING: Final = CleaningConfig()

@@ -83,8 +83,6 @@ _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
 _SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 _DEAMERICANIZE_ROUNDS: Final = 3
 _CASH_DIVIDENDS: Final = 8
-_LAST_MISFIT: list[FloatArray] = [np.zeros(0)]
-_M: list[DividendModel] = ["cash"]
 
 DividendModel = Literal["cash", "yield"]
 """How the tree pays the dividends implied by the forward: escrowed cash or a continuous yield."""
@@ -355,7 +353,6 @@ def _fit_forwards(
     else:
         discount = curve_discount
     fits = parity_forwards(k, cb, ca, pb, pa, discount, config=config)
-    _LAST_MISFIT[0] = fits.misfit
     return fits.forward, discount, fits.pairs
 
 
@@ -518,7 +515,7 @@ def prepare_smiles(
     if deamericanize:
         forward, discount, n_pairs = _american_forwards(
             pairs, strike, is_call, pair_quotes, spot, expiry_time, curve_discount,
-            slice_american, (forward, discount, n_pairs), _M[0], config,
+            slice_american, (forward, discount, n_pairs), config.dividend_model, config,
         )  # fmt: skip
     status = np.where(
         n_pairs >= config.min_forward_pairs, ForwardStatus.OK, ForwardStatus.FEW_PAIRS

@@ -15,9 +15,10 @@
    the quotes, and arbitrage checks of the published surface on a dense log-moneyness grid;
 5. the surface Dataset (:func:`periscope.schema.build_surface_dataset`).
 
-Bad data never raises: an expiry that cannot be fitted gets a :class:`~periscope.schema.SliceStatus`
-and NaNs, an underlying with nothing to publish a :class:`~periscope.schema.SurfaceStatus` and
-NaNs. Only input that is not one underlying's chain raises :class:`InvalidInputError`.
+Bad data never raises: an expiry that cannot be fitted gets an
+:class:`~periscope.schema.ExpiryStatus` and NaNs, an underlying with nothing to publish a
+:class:`~periscope.schema.SurfaceStatus` and NaNs. Only input that is not one underlying's
+chain raises :class:`InvalidInputError`.
 """
 
 from __future__ import annotations

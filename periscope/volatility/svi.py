@@ -296,9 +296,9 @@ def prepare_slice(quotes: SmileQuotes) -> SliceData:
     sizes = {np.shape(array) for array in arrays}
     if not (math.isfinite(t) and t > 0.0) or len(sizes) != 1 or len(next(iter(sizes))) != 1:
         return _empty_slice(t)
-    floats = [np.ascontiguousarray(array, dtype=np.float64) for array in arrays]
-    table = np.empty((6, floats[0].size))
-    count = int(_k.prepare_quotes(*floats, t, _MIN_SPREAD, table))
+    k, mid, bid, ask, vega = (np.ascontiguousarray(array, dtype=np.float64) for array in arrays)
+    table = np.empty((6, k.size))
+    count = int(_k.prepare_quotes(k, mid, bid, ask, vega, t, _MIN_SPREAD, table))
     rows = [table[row, :count] for row in range(6)]
     return SliceData(t, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], True)
 
@@ -598,14 +598,18 @@ def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> Svi
     """Calibrate a butterfly-free raw SVI smile to one expiry's out-of-the-money quotes.
 
     Method: the quotes' total variances are fitted in weighted volatility units (weights from
-    the bid/ask volatility band, see :func:`prepare_slice`). The start is the best
-    quasi-explicit fit (linear least squares in ``(a, b rho sigma, b sigma)`` for each ``(m,
-    sigma)`` of a 8 x 6 grid; Zeliade, De Marco & Martini 2009); Levenberg-Marquardt with the
-    analytic Jacobian then refines all five parameters inside Lee's bound
-    ``b (1 + |rho|) <= 2``, ``|rho| <= 0.999`` and ``a + b sigma sqrt(1 - rho^2) >= 0``.
-    Durrleman's ``g`` is then checked on a dense grid (:func:`check_grid`); when it is negative
-    somewhere the slice is refitted with penalty rows ``mu min(g - 1e-4, 0)`` (``mu`` growing)
-    and, failing that, repaired with GJ §5.1 or projected onto an SSVI slice (GJ Theorem 4.2),
+    the bid/ask volatility band, see :func:`prepare_slice`). Starts come from the
+    quasi-explicit method (Zeliade; De Marco & Martini 2009): for each ``(m, sigma)`` of an
+    8 x 6 grid, linear least squares in ``(a, b rho sigma, b sigma)``, projected onto the
+    feasible set; the best start per ``m`` is kept. Levenberg-Marquardt with the analytic
+    Jacobian (numba) then refines all five parameters from the best start, and from the
+    second best when a 15-step probe already does better (SVI has local minima), inside
+    ``|rho| <= 0.999``, Lee's bound ``b (1 + |rho|) <= 2`` and ``a + b sigma sqrt(1 - rho^2)
+    >= 0``, stopping when the cost stops falling (relative 1e-9 per step or 1e-4 over ten
+    steps). Durrleman's ``g`` is then checked on a dense grid (:func:`check_grid`); where it
+    is negative the candidates are penalized refits (rows ``mu min(g - 1e-4, 0)``, ``mu``
+    growing) from the fit and from its SSVI projection, GJ's JW repair (§5.1) and the SSVI
+    projection itself (butterfly-free by GJ Theorem 4.2); the one closest to the quotes wins
     and the status says ``REPAIRED``.
 
     Never raises on a bad slice: the status says what happened (:class:`SliceStatus`).

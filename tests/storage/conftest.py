@@ -146,7 +146,7 @@ def _round_trip(uri: str, storage_options: dict[str, Any], chain: xr.Dataset) ->
     }
 
     location = resolve(root.uri, root.storage_options)
-    assert not location.exists(location.child("staging", first))
+    assert not location.has_objects(location.child("staging", first))
     pointer_bytes = location.read_bytes(location.child("latest.json"))
     assert pointer_bytes is not None
     pointer = json.loads(pointer_bytes)

@@ -110,18 +110,14 @@ def test_writer_killed_mid_write__pointer_unchanged_rerun_publishes_orphan_remov
     assert pointer.read_bytes() == before
 
     # The rerun (a fresh run, as a retried flow makes) completes and publishes.
-    done = subprocess.run(
-        [sys.executable, str(script), root, rerun, str(40_000)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=True,
-    )
-    assert f"published {rerun}" in done.stdout
+    write_group(root, rerun, "signals", xr.Dataset({"value": ("item", np.full(100, 2.0))}))
+    big = xr.Dataset({name: ("item", np.arange(40_000.0)) for name in ("a", "b")})
+    write_group(root, rerun, "risk", big, encoding={"a": {"chunks": (100,)}})
+    publish(root, rerun, meta={"writer": "rerun"})
     current = read_pointer(root)
     assert current is not None
     assert current.run_id == rerun
-    assert current.meta == {"writer": "subprocess"}
+    assert current.meta == {"writer": "rerun"}
     assert open_latest(root, "risk").sizes["item"] == 40_000
     assert (open_latest(root, "signals")["value"] == 2.0).all()
 

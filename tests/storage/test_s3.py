@@ -107,6 +107,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     import s3fs
+    from botocore.exceptions import BotoCoreError
 
     # Create the bucket through s3fs, retrying until the S3 gateway answers.
     deadline = time.monotonic() + SEAWEED_START_TIMEOUT
@@ -122,14 +123,16 @@ def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log_path: Path
                 secret="periscope-secret",
                 client_kwargs={"endpoint_url": endpoint},
                 skip_instance_cache=True,
-                connect_timeout=2,
-                read_timeout=5,
-                config_kwargs={"retries": {"max_attempts": 1}},
+                config_kwargs={
+                    "connect_timeout": 2,
+                    "read_timeout": 5,
+                    "retries": {"max_attempts": 1},
+                },
             )
             fs.mkdir("periscope")
             if fs.exists("periscope"):
                 return
-        except Exception as exc:  # not up yet: connection refused, 503 while starting...
+        except (OSError, BotoCoreError) as exc:  # not up yet: refused, 503 while starting...
             last_error = exc
         time.sleep(0.25)
     pytest.fail(f"SeaweedFS S3 not ready after {SEAWEED_START_TIMEOUT} s: {last_error!r}")

@@ -285,3 +285,41 @@ def test_essvi_surface__random_valid_surfaces_interpolate_without_arbitrage(
         ).arbitrage_free
     slices = [lambda k, time=time: surface.total_variance(k, time) for time in times]
     assert check_calendar(slices, grid, tolerance=1e-14).arbitrage_free
+
+
+@settings(max_examples=15, deadline=None)
+@given(mingone_surfaces())
+def test_fit_essvi__recovers_random_valid_surfaces(surface: EssviSurface) -> None:
+    # Unlike the simulator's truth, rho and phi vary freely from slice to slice here: the fit's
+    # projection onto the calendar box must not get in the way of an exact fit.
+    quotes = []
+    for t in surface.time_to_expiry:
+        scale = math.sqrt(float(surface.total_variance(0.0, t)))
+        k = np.linspace(-4.0 * scale, 3.0 * scale, 50)
+        vol = surface.implied_volatility(k, t)
+        quotes.append(
+            SmileQuotes(
+                np.datetime64("2026-01-02", "D"), float(t), 100.0, 1.0, 100.0 * np.exp(k), k,
+                vol - 0.001, vol, vol + 0.001, np.ones(50), k > 0.0,
+            )
+        )  # fmt: skip
+    fitted = fit_essvi(quotes)
+    for q in quotes:
+        error = fitted.implied_volatility(q.log_moneyness, q.time_to_expiry) - q.iv_mid
+        assert np.abs(error).max() < 1e-8
+
+
+def test_fit_essvi__nan_quotes_and_equal_expiries() -> None:
+    truth = SurfaceTruth(0.25, 0.2, 0.35, -0.7, 1.0, 0.45)
+    first, vol = make_quotes(truth, 0.25, 40)
+    mid = first.iv_mid.copy()
+    mid[::7] = np.nan
+    holed = dataclasses.replace(first, iv_mid=mid)
+    twin, _ = make_quotes(truth, 0.25, 30)
+    later, _ = make_quotes(truth, 1.0, 40)
+    surface = fit_essvi([holed, twin, later])
+    assert surface.slice_status == [SliceStatus.OK] * 3
+    assert surface.n_used.tolist() == [34, 30, 40]
+    error = surface.implied_volatility(first.log_moneyness, 0.25) - vol
+    assert np.abs(error).max() < 1e-8
+    assert_arbitrage_free(surface, np.array([0.1, 0.25, 0.5, 1.0, 2.0]))

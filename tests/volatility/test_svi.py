@@ -320,3 +320,29 @@ def test_prepare_slice__weights_from_the_band() -> None:
     spreads = np.array([0.02, 0.01, 0.002, 0.02, 0.04])  # a missing bid: 2 (ask - mid)
     # floor: a quarter of the median spread (0.02 / 4 = 0.005) lifts the tightest quote
     np.testing.assert_allclose(weight, 1.0 / np.maximum(spreads, 0.005))
+
+
+def test_prepare_slice__vega_weights_without_any_spread() -> None:
+    k = np.array([-0.2, 0.0, 0.2])
+    quotes = dataclasses.replace(
+        make_quotes(k, np.full(3, 0.2), 1.0),
+        iv_bid=np.full(3, np.nan),
+        iv_ask=np.full(3, np.nan),
+        vega=np.array([10.0, 40.0, np.nan]),
+    )
+    data = prepare_slice(quotes)
+    weight = (data.scale * 2.0 * data.iv_mid) ** 2
+    np.testing.assert_allclose(weight, [0.25, 1.0, 1e-3])
+
+
+def test_svi_fit__evaluates_the_fitted_smile() -> None:
+    params = SviParams(0.01, 0.1, -0.6, 0.02, 0.1)
+    k = np.linspace(-0.4, 0.3, 30)
+    fit = fit_svi(svi_quotes(params, k, 0.5))
+    grid = np.linspace(-1.0, 1.0, 11)
+    np.testing.assert_allclose(fit.total_variance(grid), svi_total_variance(params, grid))
+    np.testing.assert_allclose(
+        fit.implied_volatility(grid), np.sqrt(svi_total_variance(params, grid) / 0.5)
+    )
+    assert fit.iterations > 0
+    assert fit.min_g > 0.0
