@@ -23,7 +23,7 @@ from prefect_dask import DaskTaskRunner
 from cluster import make_cluster
 from flows.history import update_history
 from flows.ingest import StagedBatch, ingest_chains
-from flows.publish import PublishedRun, publish_run
+from flows.publish import PublishedRun, apply_retention, publish_run
 from flows.risk import GridSpec, sensitivity_grids
 from flows.source import MarketSource, last_weekday, market_source, resolve_universe
 from flows.surfaces import FitResult, fit_surfaces
@@ -89,6 +89,8 @@ def pipeline(
     retries: int = 3,
     retry_delays: list[float] | None = None,
     storage_options: dict[str, Any] | None = None,
+    keep_days: int = 30,
+    grace: dt.timedelta = dt.timedelta(hours=6),
 ) -> dict[str, Any]:
     """The stages of one run on the Dask cluster; returns the run summary (small)."""
     log = get_run_logger()
@@ -123,6 +125,9 @@ def pipeline(
     ).result()
     written = update_history.submit(root, run_id, source, last_weekday(), storage_options).result()
     log.info("history: %d underlyings written", written)
+    removed = apply_retention.submit(root, keep_days, grace, storage_options).result()
+    if removed:
+        log.info("retention removed %d run(s): %s", len(removed), ", ".join(removed))
 
     create_table_artifact(
         table=rows,
@@ -202,4 +207,6 @@ def daily(
             retries=settings.pipeline_retries,
             retry_delays=settings.pipeline_retry_delays,
             storage_options=settings.storage_options() or None,
+            keep_days=settings.storage_keep_days,
+            grace=settings.storage_grace,
         )

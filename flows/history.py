@@ -107,7 +107,11 @@ def rank_against_history(
     if history is not None and "iv_30d" in history:
         today = np.datetime64(dt.datetime.now(dt.UTC).date(), "ns")
         window = history["iv_30d"].sel(
-            {schema.TIME: slice(today - np.timedelta64(RANK_DAYS, "D"), today - 1)}
+            {
+                schema.TIME: slice(
+                    today - np.timedelta64(RANK_DAYS, "D"), today - np.timedelta64(1, "ns")
+                )
+            }
         )
         known = set(np.asarray(window[schema.UNDERLYING].values).astype(str).tolist())
         for i, name in enumerate(names):

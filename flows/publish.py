@@ -8,6 +8,7 @@ and written chunk by chunk, so the assembling worker never holds a whole 1M-cont
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,4 +168,17 @@ def publish_run(
     """Prefect task: assemble the run's groups and move ``latest.json`` to it."""
     return assemble_and_publish(
         root, run_id, fits, risks, meta=meta, storage_options=storage_options
+    )
+
+
+@task(name="apply-retention", cache_result_in_memory=False)
+def apply_retention(
+    root: str,
+    keep_days: int,
+    grace: dt.timedelta,
+    storage_options: dict[str, Any] | None = None,
+) -> list[str]:
+    """Prefect task: remove runs past retention and abandoned partial runs (never the latest)."""
+    return storage.apply_retention(
+        root, keep_days=keep_days, grace=grace, storage_options=storage_options
     )

@@ -1,12 +1,15 @@
 """Sensitivity grids of a whole chain, with volatilities read from its fitted surface Dataset.
 
-The surface is the published one (:mod:`periscope.schema` surface layout, one underlying): the
-``implied_volatility`` grid on (expiry, log-moneyness), ``time_to_expiry``, ``forward`` and
-``discount_factor`` per expiry. Between grid points the total variance ``w = σ² T`` is
-interpolated linearly in log-moneyness on each published expiry and linearly in time between
-expiries (flat volatility beyond the first and last published expiry and beyond |k| = 1); the
-grid is the eSSVI surface sampled every 0.01 near the money, so the interpolation error is well
-below quote noise there.
+The surface is the published one (:mod:`periscope.schema` surface layout, one underlying):
+``time_to_expiry``, ``forward`` and ``discount_factor`` per expiry, and either its eSSVI
+parameters or only its ``implied_volatility`` grid on (expiry, log-moneyness).
+
+- With eSSVI parameters (every fitted surface), volatilities are the published eSSVI surface
+  itself, rebuilt by :class:`periscope.volatility.query.SurfaceQuery` (its total-variance
+  interpolation between expiries): exact, never refitted.
+- Without them (a surface built from a grid alone), the total variance ``w = σ² T`` is
+  interpolated linearly in log-moneyness on each expiry's grid row and linearly in time between
+  expiries, with flat volatility beyond the first and last expiry and beyond |k| = 1.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from periscope.risk.grid import (
     VolatilityFunction,
     sensitivity_grid,
 )
+from periscope.volatility.query import SurfaceQuery
 
 FloatArray = npt.NDArray[np.float64]
 
 
 def surface_volatility(surface: xr.Dataset) -> VolatilityFunction:
-    """A :data:`VolatilityFunction` over one underlying's fitted surface (published slices).
+    """A :data:`VolatilityFunction` over one underlying's surface (see the module docstring).
 
     Raises
     ------
@@ -42,6 +46,25 @@ def surface_volatility(surface: xr.Dataset) -> VolatilityFunction:
     """
     if schema.UNDERLYING in surface.dims:
         raise InvalidInputError("surface_volatility takes one underlying's surface")
+    published = np.asarray(surface[schema.EXPIRY_STATUS].values) == schema.ExpiryStatus.OK
+    params = np.asarray(surface[schema.ESSVI_PARAMETERS].values, dtype=np.float64)
+    if bool((published & np.isfinite(params).all(axis=1)).any()):
+        query = SurfaceQuery(surface)
+
+        def essvi(log_moneyness: FloatArray, time_to_expiry: FloatArray) -> FloatArray:
+            t = np.asarray(time_to_expiry, dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = query.total_variance(log_moneyness, np.where(t > 0, t, 1.0))
+                vol = np.where(
+                    np.isfinite(t) & (t > 0), np.sqrt(w / np.where(t > 0, t, 1.0)), np.nan
+                )
+            return np.asarray(vol, dtype=np.float64)
+
+        return essvi
+    return _grid_volatility(surface)
+
+
+def _grid_volatility(surface: xr.Dataset) -> VolatilityFunction:
     times = np.asarray(surface[schema.TIME_TO_EXPIRY].values, dtype=np.float64)
     iv = np.asarray(surface[schema.IMPLIED_VOLATILITY].values, dtype=np.float64)
     grid = np.asarray(surface[schema.LOG_MONEYNESS].values, dtype=np.float64)

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from periscope import schema
-from periscope.errors import DatasetNotFoundError, InvalidInputError
+from periscope.errors import DatasetNotFoundError, InvalidInputError, StorageError
 from periscope.storage import _zarr_io
 from periscope.storage.location import resolve
 
@@ -136,6 +136,14 @@ def append_history(
         logger.info("history created: %s", dict(new.sizes))
         return
 
+    encoding = existing[TIME].encoding
+    if encoding.get("units") != _zarr_io.TIME_UNITS or encoding.get("dtype") != np.int64:
+        # Written by something else with guessed units: appending could store wrong dates.
+        raise StorageError(
+            f"{HISTORY} stores {TIME!r} as {encoding.get('dtype')} {encoding.get('units')!r}, "
+            f"not int64 {_zarr_io.TIME_UNITS!r}; rewrite it with append_history",
+            units=encoding.get("units"),
+        )
     old_times = existing[TIME].values
     old_underlyings = existing[UNDERLYING].values.tolist()
     known = set(old_underlyings)

@@ -180,11 +180,13 @@ class Location:
         path = self.fs_path(uri)
         self.fs.invalidate_cache(path)
         try:
-            return bool(self.fs.find(path, maxdepth=None, withdirs=False))
+            found = self.fs.find(path, maxdepth=None, withdirs=False, detail=True)
         except FileNotFoundError:
             return False
         except OSError as exc:
             raise StorageError(f"listing {uri} failed: {exc}", uri=uri) from exc
+        # s3fs reports an empty SeaweedFS folder itself as a "directory" entry.
+        return any(entry.get("type") == "file" for entry in found.values())
 
     def remove(self, uri: str, *, recursive: bool = False) -> None:
         """Remove an object or a whole tree; a missing one is not an error."""

@@ -207,7 +207,13 @@ def read_run_info(location: Location, run_id: str) -> RunInfo:
             published_at=parse_time(sealed["published_at"]),
             meta=dict(sealed.get("meta", {})),
         )
-    names = [name for name in location.list_names(uri) if _GROUP.match(name)]
+    # A group is there once its metadata is: a folder alone is not enough (a writer killed
+    # before it wrote any, or a filer-backed S3 server keeping emptied folders).
+    names = [
+        name
+        for name in location.list_names(uri)
+        if _GROUP.match(name) and location.read_bytes(posixpath.join(uri, name, "zarr.json"))
+    ]
     return RunInfo(run_id=run_id, uri=uri, created=created, groups=tuple(names), published=False)
 
 

@@ -14,8 +14,8 @@ negative (``sqrt(w / T)`` would not be).
 The Levenberg-Marquardt loop is shared by both models (``model`` 0 is raw SVI, 1 an eSSVI slice):
 Marquardt's diagonal scaling, steps projected back onto the feasible set (bounds, Lee's wing
 bound, non-negative minimum variance for SVI; the Mingone 2022 calendar box and the GJ Theorem
-4.2 butterfly caps for eSSVI), the damping divided by 3 after a successful step and multiplied by
-4 after a failed one. Kernels never raise: they return a status (0 converged, 1 iteration cap).
+4.2 butterfly caps for eSSVI), Nielsen's damping update after a successful step, doubling
+growth after failed ones. Kernels never raise: they return a status (0 converged, 1 iteration cap).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ OPT_PENALTY_WEIGHT = 0
 OPT_PENALTY_MARGIN = 1
 OPT_MIN_VARIANCE = 2
 OPT_LEE_CAP = 3
+# Both models: a cost at or below this ends LM (the fit is exact to the data's precision).
+OPT_COST_FLOOR = 4
 
 
 @inline
@@ -308,7 +310,8 @@ def levenberg_marquardt(
     """Minimize the model's sum of squared residuals from ``x`` (updated in place).
 
     ``opts`` is the SVI options vector for ``model`` 0 and the previous eSSVI slice
-    ``(theta, psi, rho, has_previous)`` for ``model`` 1. Returns ``(cost, iterations, status)``.
+    ``(theta, psi, rho, has_previous)`` for ``model`` 1, both followed by the cost floor at
+    index :data:`OPT_COST_FLOOR`. Returns ``(cost, iterations, status)``.
     """
     nx = x.size
     nres = k.size + pk.size
@@ -367,6 +370,8 @@ def levenberg_marquardt(
             frozen[p] = (x[p] <= lower[p] and grad[p] > 0.0) or (x[p] >= upper[p] and grad[p] < 0.0)
         accepted = False
         cost_try = cost
+        predicted = 0.0
+        growth = 2.0
         for _ in range(MAX_DAMPING_TRIES):
             for p in range(nx):
                 for q in range(nx):
@@ -378,6 +383,12 @@ def levenberg_marquardt(
                     matrix[p, p] += damping * max(normal[p, p], 1e-12 * diag_max)
                     step[p] = -grad[p]
             if _solve(matrix, step, nx):
+                # Reduction the linear model predicts: -h.g + damping h.D.h (cost = r.r).
+                predicted = 0.0
+                for p in range(nx):
+                    if not frozen[p]:
+                        scale_p = max(normal[p, p], 1e-12 * diag_max)
+                        predicted += step[p] * (damping * scale_p * step[p] - grad[p])
                 for p in range(nx):
                     x_try[p] = x[p] + step[p]
                 if model == MODEL_SVI:
@@ -392,7 +403,8 @@ def levenberg_marquardt(
                 if cost_try < cost:
                     accepted = True
                     break
-            damping *= 4.0
+            damping *= growth
+            growth *= 2.0
         if not accepted:
             status = CONVERGED  # no descent direction left: a (projected) minimum
             break
@@ -404,8 +416,16 @@ def levenberg_marquardt(
         jac, jac_try = jac_try, jac
         decrease = cost - cost_try
         cost = cost_try
-        damping = max(damping / 3.0, 1e-12)
-        if decrease <= COST_TOLERANCE * cost or moved <= STEP_TOLERANCE or cost <= 1e-300:
+        # Nielsen's update (Madsen, Nielsen & Tingleff 2004, eq. 3.15): the better the linear
+        # model predicted the decrease, the less damping; plain "divide by 3" crawls along
+        # SVI's curved valleys for hundreds of steps.
+        gain = decrease / predicted if predicted > 0.0 else 0.0
+        damping = max(damping * max(1.0 / 3.0, 1.0 - (2.0 * gain - 1.0) ** 3), 1e-15)
+        if (
+            decrease <= COST_TOLERANCE * cost
+            or moved <= STEP_TOLERANCE
+            or cost <= opts[OPT_COST_FLOOR]
+        ):
             status = CONVERGED
             break
         slot = iterations % PLATEAU_WINDOW

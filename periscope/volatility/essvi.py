@@ -56,6 +56,7 @@ from periscope.volatility.svi import (
     SliceStatus,
     SviFit,
     SviParams,
+    cost_floor,
     fit_svi,
     prepare_slice,
     slice_fit_metrics,
@@ -349,7 +350,8 @@ def _fit_slice(
     w_max = float(data.total_variance.max())
     lower = np.array([-_RHO_MAX, 1e-12, 0.0])
     upper = np.array([_RHO_MAX, 10.0 * w_max + 1.0, 4.0])
-    prev = np.zeros(4) if previous is None else np.array([*previous[:3], 1.0])
+    prev = np.zeros(5) if previous is None else np.array([*previous[:3], 1.0, 0.0])
+    prev[_k.OPT_COST_FLOOR] = cost_floor(data)
     empty = np.empty(0, dtype=np.float64)
     best = np.full(3, np.nan)
     best_cost = math.inf
@@ -390,7 +392,8 @@ def fit_essvi(
 
     A slice with fewer than :data:`MIN_QUOTES_ESSVI` usable quotes, or invalid, keeps its status
     (``TOO_FEW_QUOTES`` / ``INVALID_INPUT``) and gets interpolated parameters; the fit never
-    raises on bad quotes.
+    raises on bad quotes. A slice whose time to expiry is not a positive number has no place on
+    the time axis and is left out of the surface.
 
     Parameters
     ----------
@@ -428,9 +431,7 @@ def fit_essvi(
     t_sorted = times[order]
     valid_t = np.isfinite(t_sorted) & (t_sorted > 0.0)
     expiry = np.array([quotes[i].expiry for i in order], dtype="datetime64[D]")
-    fitted = EssviSurface.from_arrays(
-        np.where(valid_t, t_sorted, np.nan)[valid_t], theta[valid_t], rho[valid_t], psi[valid_t]
-    )
+    fitted = EssviSurface.from_arrays(t_sorted[valid_t], theta[valid_t], rho[valid_t], psi[valid_t])
     # Bridge the slices without parameters by the surface's own interpolation (which keeps
     # them arbitrage-free against their neighbours, see the module docstring).
     missing = valid_t & ~np.isfinite(theta)

@@ -35,6 +35,7 @@ __all__ = [
     "SviFit",
     "SviJw",
     "SviParams",
+    "cost_floor",
     "fit_svi",
     "from_jw",
     "prepare_slice",
@@ -434,7 +435,18 @@ def _ssvi_projection(params: SviParams) -> SviParams:
     )
 
 
-def _bounds(k: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+def cost_floor(data: SliceData) -> float:
+    """The cost at which a fit is exact to the data's precision: a root-mean-square
+    volatility error of 1e-11 (1e-7 bp), i.e. ``sum_i weight_i 1e-22`` in the weighted units of
+    :func:`prepare_slice`.
+    """
+    weight = (data.scale * 2.0 * data.time_to_expiry * data.iv_mid) ** 2
+    return float(weight.sum()) * 1e-22
+
+
+def _bounds(
+    k: FloatArray, w: FloatArray, floor: float = 0.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     k_min = float(k[0])
     k_max = float(k[-1])
     span = max(k_max - k_min, 1e-3)
@@ -442,7 +454,7 @@ def _bounds(k: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray, Float
     level = max(float(np.median(w)), 1e-12)
     lower = np.array([-10.0 * w_max - 1.0, 0.0, -_RHO_MAX, k_min - 2.0 * span, 1e-4 * span])
     upper = np.array([10.0 * w_max + 1.0, 10.0, _RHO_MAX, k_max + 2.0 * span, 10.0 * span + 1.0])
-    options = np.array([0.0, _PENALTY_MARGIN, 1e-8 * level, LEE_CAP])
+    options = np.array([0.0, _PENALTY_MARGIN, 1e-8 * level, LEE_CAP, floor])
     return lower, upper, options
 
 
@@ -481,7 +493,7 @@ def _too_few(data: SliceData) -> SviParams:
 def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, bool]:
     """Refit from ``x0`` with penalty rows ``mu min(g - margin, 0)`` (``mu`` growing) until the
     dense check passes. ``(params, iterations, passed)``."""
-    lower, upper, options = _bounds(data.log_moneyness, data.total_variance)
+    lower, upper, options = _bounds(data.log_moneyness, data.total_variance, cost_floor(data))
     k_min = float(data.log_moneyness[0])
     k_max = float(data.log_moneyness[-1])
     x = x0.copy()
@@ -643,7 +655,7 @@ def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> Svi
         return _make_fit(data, params, SliceStatus.TOO_FEW_QUOTES, 0)
     k = data.log_moneyness
     w = data.total_variance
-    lower, upper, options = _bounds(k, w)
+    lower, upper, options = _bounds(k, w, cost_floor(data))
     empty = np.empty(0, dtype=np.float64)
     # Levenberg-Marquardt from the two best quasi-explicit starts (different m): SVI's cost has
     # local minima (a wing fitted by the "wrong" branch), and the second start is cheap.

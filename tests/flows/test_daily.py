@@ -94,7 +94,7 @@ def test_daily__publishes_a_run_that_plain_xarray_opens(pipeline_env: Path) -> N
     assert np.isfinite(row["iv_30d"].item())
     assert np.isfinite(row["rv_20d"].item())
     assert row["iv_30d"].item() == pytest.approx(
-        metrics["constant_maturity_iv"].sel(underlying=NAME, tenor=30).item()
+        float(metrics["constant_maturity_iv"].sel(underlying=NAME, tenor=30).values)
     )
     # The keyed artifacts of the run.
     assert result["uri"] in artifact("run-summary")

@@ -218,3 +218,23 @@ def test_chain_sensitivity_grid__other_underlying_raises() -> None:
     )
     with pytest.raises(InvalidInputError, match="surface of ABC"):
         chain_sensitivity_grid(one, other)
+
+
+def test_surface_volatility__uses_the_published_essvi_surface_when_present() -> None:
+    times = np.array([0.25, 1.0])
+    atm = np.array([0.2, 0.3])
+    surface = _surface(times, atm)
+    # rho = 0: w(k) = theta / 2 (1 + sqrt(phi^2 k^2 + 1)), phi = psi / theta; ATM w = theta.
+    theta = atm**2 * times
+    psi = np.array([0.02, 0.05])
+    surface[schema.ESSVI_PARAMETERS] = (
+        (schema.EXPIRY, schema.ESSVI_PARAMETER),
+        np.column_stack([theta, np.zeros(2), psi]),
+    )
+    surface[schema.EXPIRY_STATUS] = (schema.EXPIRY, np.zeros(2, dtype=np.int8))
+    vol = surface_volatility(surface)
+    np.testing.assert_allclose(vol(np.zeros(2), times), atm, rtol=1e-10)
+    k = np.array([0.3, 0.3])
+    phi = psi / theta
+    expected = np.sqrt(theta / 2 * (1 + np.sqrt((phi * k) ** 2 + 1)) / times)
+    np.testing.assert_allclose(vol(k, times), expected, rtol=1e-10)

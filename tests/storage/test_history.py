@@ -105,8 +105,32 @@ def test_append_history__lossy_time_encoding_is_an_error(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr's consolidated-metadata notice
         first.to_zarr(root / "history.zarr", mode="w", zarr_format=3)
-    with pytest.raises(StorageError, match=r"serialized faithfully|encod"):
+    with pytest.raises(StorageError, match="not int64 'nanoseconds since 1970-01-01'"):
         append_history(str(root), metrics(["2025-03-11T21:30"], ["SPY"], 0.2))
+    np.testing.assert_array_equal(
+        open_history(str(root))["time"].values, np.array(["2025-03-10"], "datetime64[ns]")
+    )
+
+
+def test_write__lossy_time_encoding_is_an_error_not_a_warning(tmp_path) -> None:
+    # The second line of defence, below the explicit units: xarray's "Times can't be serialized
+    # faithfully" warning (it then stores wrong dates) fails the write.
+    from periscope.storage import _zarr_io
+
+    store = str(tmp_path / "x.zarr")
+    first = metrics(["2025-03-10"], ["SPY"], 0.1)
+    days = {"time": {"units": "days since 2025-03-10", "dtype": "int64"}}
+    _zarr_io.write(store, first, group=None, mode="w", encoding=days)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside the test suite: warnings only warn
+        with pytest.raises(StorageError, match="serialized faithfully"):
+            _zarr_io.write(
+                store,
+                metrics(["2025-03-11T21:30"], ["SPY"], 0.2),
+                group=None,
+                mode="a",
+                append_dim="time",
+            )
 
 
 @pytest.mark.parametrize(

@@ -136,11 +136,16 @@ def test_writer_killed_mid_write__pointer_unchanged_rerun_publishes_orphan_remov
     assert open_latest(root, "risk").sizes["item"] == 40_000
 
 
+# The writer silences zarr's consolidated-metadata notice with warnings.catch_warnings, which
+# before Python 3.14 swaps process-wide filters: when the reader thread's own catch_warnings
+# (inside xarray) interleaves with it, the writer can run with the suite's "error" filter alone.
+# Outside the suite that notice only prints; here it must not fail the write.
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 @pytest.mark.timeout(120)
 def test_open_latest__readers_never_see_a_partial_run(tmp_path: Path, numbered) -> None:
     root = str(tmp_path / "data")
-    size, chunk = 20_000, {"value": {"chunks": (1_000,)}, "code": {"chunks": (1_000,)}}
-    runs = 6
+    size, chunk = 8_000, {"value": {"chunks": (1_000,)}, "code": {"chunks": (1_000,)}}
+    runs = 5
 
     def write_run(k: int) -> None:
         run_id = new_run_id()
@@ -167,6 +172,7 @@ def test_open_latest__readers_never_see_a_partial_run(tmp_path: Path, numbered) 
                 seen.append(k)
             except Exception as exc:  # any failure to read is a finding, not a crash
                 problems.append(repr(exc))
+            time.sleep(0.001)  # let the writer have the GIL now and then
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()

@@ -70,7 +70,9 @@ def test_flag_quotes__thresholds_come_from_the_config() -> None:
         t["standard"],
         loose,
     )
-    assert flags[5] == 0 and flags[6] == 0 and flags[8] == 0
+    assert flags[5] == 0
+    assert flags[6] == 0
+    assert flags[8] == 0
 
 
 def test_flag_quotes__unknown_times_are_not_stale() -> None:

@@ -52,7 +52,7 @@ def test_parity_forward__exact_quotes_give_forward_and_discount() -> None:
     fit = parity_forward(strike, cb, ca, pb, pa)
     assert fit.forward == pytest.approx(101.3, rel=1e-12)
     assert fit.discount_factor == pytest.approx(0.97, rel=1e-12)
-    assert fit.pairs == 9
+    assert fit.pairs == 8  # 80 is 1.67 ATM deviations (σ√T = 0.141) away: outside the band
     assert fit.lower <= fit.forward <= fit.upper
     known = parity_forward(strike, cb, ca, pb, pa, 0.97)
     assert known.forward == pytest.approx(101.3, rel=1e-12)
@@ -90,7 +90,8 @@ def test_parity_forward__band_leaves_far_strikes_out() -> None:
 
 def test_parity_forward__no_pairs_and_one_pair() -> None:
     none = parity_forward(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
-    assert none.pairs == 0 and np.isnan(none.forward)
+    assert none.pairs == 0
+    assert np.isnan(none.forward)
     one = parity_forward(
         np.array([100.0]), np.array([5.0]), np.array([5.2]), np.array([4.0]), np.array([4.2]), 0.99
     )
@@ -100,7 +101,9 @@ def test_parity_forward__no_pairs_and_one_pair() -> None:
 
 def test_parity_forwards__rows_match_single_fits() -> None:
     strikes = [np.arange(90.0, 111.0, 2.5), np.arange(80.0, 121.0, 5.0)]
-    rows = [_quotes(f, d, k, 0.03) for f, d, k in ((99.0, 0.995, strikes[0]), (104.0, 0.95, strikes[1]))]
+    rows = [
+        _quotes(f, d, k, 0.03) for f, d, k in ((99.0, 0.995, strikes[0]), (104.0, 0.95, strikes[1]))
+    ]
     width = max(k.size for k in strikes)
     tables = [np.full((2, width), np.nan) for _ in range(5)]
     for r, k in enumerate(strikes):
@@ -182,7 +185,9 @@ def test_zero_curve__linear_inside_flat_outside() -> None:
     ("tenors", "rates"),
     [((), ()), ((1.0, 0.5), (0.01, 0.02)), ((1.0,), (np.nan,)), ((0.0,), (0.01,))],
 )
-def test_zero_curve__rejects_bad_tenors(tenors: tuple[float, ...], rates: tuple[float, ...]) -> None:
+def test_zero_curve__rejects_bad_tenors(
+    tenors: tuple[float, ...], rates: tuple[float, ...]
+) -> None:
     with pytest.raises(InvalidInputError):
         ZeroCurve(tenors, rates)
 

@@ -1,0 +1,149 @@
+"""The pure parts of the flows: retry policy, batching, history rows, IV rank, deployments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from flows.daily import batches_of
+from flows.history import history_rows, rank_against_history, realized_volatility
+from flows.retry import retry_on_unavailable
+from flows.source import market_size, resolve_universe, snapshot_clock
+from periscope import schema, storage
+from periscope.errors import MarketDataRejected, MarketDataUnavailable
+from periscope.settings import Settings
+
+
+class _State:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    def result(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        (MarketDataUnavailable("502 from the vendor", status=502), True),
+        (MarketDataRejected("bad key", status=401), False),
+        (ValueError("a bug"), False),
+        (None, False),
+    ],
+)
+def test_retry_on_unavailable__only_transient_market_data_errors(
+    error: BaseException | None, retry: bool
+) -> None:
+    assert retry_on_unavailable(None, None, _State(error)) is retry
+
+
+def test_batches_of__consecutive_and_complete() -> None:
+    names = [f"N{i}" for i in range(7)]
+    assert batches_of(names, 3) == [["N0", "N1", "N2"], ["N3", "N4", "N5"], ["N6"]]
+
+
+def test_universe__settings_and_simulated_market_size() -> None:
+    settings = Settings(pipeline_universe_size=3, massive_api_key=None)
+    assert resolve_universe(settings) == ["I:SPX", "SPY", "QQQ"]
+    assert resolve_universe(settings, ["AAPL", "AAPL", "KO"]) == ["AAPL", "KO"]
+    assert market_size(["SPY"]) == 2
+    assert market_size(["SPX", "KO"]) == 20
+    assert market_size(["SYN0005"]) == 25
+
+
+def test_snapshot_clock__now_during_the_session_else_before_the_close() -> None:
+    day = dt.date(2026, 11, 24)
+    ny = schema.NEW_YORK
+    at = dt.datetime(2026, 11, 24, 11, 15, 30, tzinfo=ny)
+    assert snapshot_clock(day, at) == dt.time(11, 15, 30)
+    assert snapshot_clock(day, dt.datetime(2026, 11, 24, 8, 0, tzinfo=ny)) == dt.time(9, 31)
+    assert snapshot_clock(day, dt.datetime(2026, 11, 24, 18, 0, tzinfo=ny)) == dt.time(15, 59)
+    assert snapshot_clock(day, dt.datetime(2026, 11, 25, 10, 0, tzinfo=ny)) == dt.time(15, 59)
+
+
+def test_realized_volatility__of_a_constant_volatility_path() -> None:
+    rng = np.random.default_rng(3)
+    returns = 0.3 / np.sqrt(252) * rng.standard_normal(5000)
+    closes = 100 * np.exp(np.cumsum(returns))
+    assert realized_volatility(closes, window=4999) == pytest.approx(0.3, rel=0.03)
+    # The last 20 returns exactly.
+    expected = np.std(np.diff(np.log(closes[-21:])), ddof=1) * np.sqrt(252)
+    assert realized_volatility(closes) == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(realized_volatility(closes[:10]))
+
+
+def _metrics(names: list[str], iv30: list[float]) -> xr.Dataset:
+    surfaces = [
+        schema.build_surface_dataset(
+            name,
+            np.array([], dtype="datetime64[D]"),
+            {
+                schema.CONSTANT_MATURITY_IV: np.full(len(schema.TENOR_DAYS), iv),
+                schema.SPOT: 100.0,
+            },
+        )
+        for name, iv in zip(names, iv30, strict=True)
+    ]
+    return schema.stack_surfaces(surfaces)
+
+
+def test_history_rows__one_day_per_underlying() -> None:
+    rows = history_rows(_metrics(["AAA", "BBB"], [0.2, 0.4]), dt.date(2026, 3, 2), {"AAA": 0.18})
+    assert dict(rows.sizes) == {"time": 1, "underlying": 2}
+    assert rows["iv_30d"].values.tolist() == [[0.2, 0.4]]
+    assert rows["iv_365d"].values.tolist() == [[0.2, 0.4]]
+    assert rows["rv_20d"].values[0, 0] == 0.18
+    assert np.isnan(rows["rv_20d"].values[0, 1])
+    assert rows["time"].values[0] == np.datetime64("2026-03-02")
+
+
+def test_rank_against_history__rank_and_percentile_over_the_past_year(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    today = dt.datetime.now(dt.UTC).date()
+    days = [today - dt.timedelta(days=i) for i in range(40, 0, -1)]  # 40 past days
+    past = np.linspace(0.10, 0.49, 40)  # AAA's IV30 rose from 10 % to 49 %
+    history = xr.Dataset(
+        {"iv_30d": (("time", "underlying"), past[:, None])},
+        coords={
+            "time": np.array(days, dtype="datetime64[ns]"),
+            "underlying": np.array(["AAA"], dtype=object),
+        },
+    )
+    storage.append_history(root, history)
+    ranked = rank_against_history(root, _metrics(["AAA", "NEW"], [0.30, 0.3]))
+    # (0.30 - 0.10) / (0.49 - 0.10); 20 of the 40 past values (0.10 ... 0.29) lie below.
+    assert ranked["iv30_rank"].values[0] == pytest.approx(0.2 / 0.39)
+    assert ranked["iv30_percentile"].values[0] == pytest.approx(20 / 40)
+    assert np.isnan(ranked["iv30_rank"].values[1])  # no history for a new name
+
+
+def test_rank_against_history__without_history_is_nan(tmp_path: Path) -> None:
+    ranked = rank_against_history(str(tmp_path), _metrics(["AAA"], [0.3]))
+    assert np.isnan(ranked["iv30_percentile"].values).all()
+
+
+def test_deployments__cron_schedules_in_new_york() -> None:
+    from flows.deployments import deployments
+
+    made = {d.name: d for d in deployments(Settings())}
+    assert set(made) == {"intraday", "end-of-day", "nightly-backfill"}
+    crons = {
+        name: [(s.schedule.cron, s.schedule.timezone) for s in d.schedules]
+        for name, d in made.items()
+    }
+    ny = "America/New_York"
+    assert crons["intraday"] == [
+        ("30,45 9 * * 1-5", ny),
+        ("*/15 10-15 * * 1-5", ny),
+        ("0 16 * * 1-5", ny),
+    ]
+    assert crons["end-of-day"] == [("30 16 * * 1-5", ny)]
+    assert crons["nightly-backfill"] == [("0 2 * * 2-6", ny)]
+    assert made["intraday"].parameters == {"kind": "intraday"}
+    assert SimpleNamespace(**made["end-of-day"].parameters).kind == "end-of-day"
