@@ -54,7 +54,10 @@ def write_staged(
     location = resolve(root, storage_options)
     uri = _stage_uri_at(location, run_id, name)
     store = location.zarr_store(uri, read_only=False)
-    _zarr_io.write(store, ds, group=None, mode="w", encoding=encoding, consolidated=True)
+    # Not consolidated: a staged dataset is opened once, and skipping consolidation keeps
+    # zarr's consolidation notice (and its process-wide warning filters) out of the many
+    # concurrent batch writes.
+    _zarr_io.write(store, ds, group=None, mode="w", encoding=encoding, consolidated=False)
     logger.debug("staged %s (%s)", uri, dict(ds.sizes))
     return uri
 
@@ -68,7 +71,8 @@ def open_staged(uri: str, *, storage_options: Mapping[str, Any] | None = None) -
         Nothing is staged at ``uri``.
     """
     location = resolve(uri, storage_options)
-    return _zarr_io.open_dataset(location.zarr_store(location.uri, read_only=True), group=None)
+    store = location.zarr_store(location.uri, read_only=True)
+    return _zarr_io.open_dataset(store, group=None, consolidated=False)
 
 
 def remove_staging(location: Location, run_id: str) -> None:

@@ -57,6 +57,8 @@ ESSVI_WING_CAP = 4.0 * (1.0 - 1e-9)
 # scale sig around m (far below any fixed step for short expiries), on the scale |k - m| beyond.
 FEATURE_POINTS = 321
 FEATURE_HALF_WIDTH = 8.0
+# Reduced-cost evaluations the compass search of refine_start may spend.
+REFINE_EVALUATIONS = 48
 # Options vector layout for the SVI model.
 OPT_PENALTY_WEIGHT = 0
 OPT_PENALTY_MARGIN = 1
@@ -484,6 +486,104 @@ def _feasible_cost(
 
 
 @kernel
+def _reduced_fit(
+    k: FloatArray,
+    w: FloatArray,
+    weight: FloatArray,
+    m: float,
+    sig: float,
+    y: FloatArray,
+    z: FloatArray,
+    best_abc: FloatArray,
+) -> float:
+    """Cheapest feasible ``(a, d, c)`` for fixed ``(m, sig)`` (written to ``best_abc``) and its
+    weighted cost: the unconstrained 3x3 normal-equation solve, and when it is infeasible the
+    fits on the boundaries ``d = +-0.99 c`` and ``c + |d| = 2 sig``, each projected by
+    :func:`_feasible_cost`."""
+    n = k.size
+    matrix = np.empty((3, 3))
+    rhs = np.empty(3)
+    sol = np.empty(3)
+    full = np.empty((3, 3))
+    result = np.empty(3)
+    for i in range(n):
+        y[i] = (k[i] - m) / sig
+        z[i] = math.sqrt(y[i] * y[i] + 1.0)
+    for p in range(3):
+        rhs[p] = 0.0
+        for q in range(3):
+            matrix[p, q] = 0.0
+    for i in range(n):
+        wi = weight[i]
+        matrix[0, 0] += wi
+        matrix[0, 1] += wi * y[i]
+        matrix[0, 2] += wi * z[i]
+        matrix[1, 1] += wi * y[i] * y[i]
+        matrix[1, 2] += wi * y[i] * z[i]
+        matrix[2, 2] += wi * z[i] * z[i]
+        rhs[0] += wi * w[i]
+        rhs[1] += wi * y[i] * w[i]
+        rhs[2] += wi * z[i] * w[i]
+    matrix[1, 0] = matrix[0, 1]
+    matrix[2, 0] = matrix[0, 2]
+    matrix[2, 1] = matrix[1, 2]
+    best = math.inf
+    for p in range(3):
+        sol[p] = rhs[p]
+        for q in range(3):
+            full[p, q] = matrix[p, q]
+    feasible = False
+    if _solve(full, sol, 3):
+        a0, d0, c0 = sol[0], sol[1], sol[2]
+        feasible = (
+            c0 > 0.0
+            and abs(d0) <= 0.99 * c0
+            and c0 + abs(d0) <= 2.0 * sig * (1.0 - 1e-9)
+            and a0 >= -math.sqrt(c0 * c0 - d0 * d0)
+        )
+        cost = _feasible_cost(a0, d0, c0, sig, y, z, w, weight, result)
+        if cost < best:
+            best = cost
+            for p in range(3):
+                best_abc[p] = result[p]
+    # An unconstrained optimum inside the feasible set is the constrained optimum too.
+    n_cases = 0 if feasible else 4
+    # Boundary fits: w = a + c (z + t y), t = +-0.99 (|rho| at its cap), in (a, c);
+    # and w - 2 sig z = a + d (y - t z), t = +-1 (on Lee's bound), in (a, d).
+    for case in range(n_cases):
+        t = 0.99 if case % 2 == 0 else -0.99
+        if case >= 2:
+            t = 1.0 if case == 2 else -1.0
+            s01 = matrix[0, 1] - t * matrix[0, 2]
+            s11 = matrix[1, 1] - 2.0 * t * matrix[1, 2] + t * t * matrix[2, 2]
+            r0 = rhs[0] - 2.0 * sig * matrix[0, 2]
+            r1 = rhs[1] - t * rhs[2] - 2.0 * sig * (matrix[1, 2] - t * matrix[2, 2])
+        else:
+            s01 = matrix[0, 2] + t * matrix[0, 1]
+            s11 = matrix[2, 2] + 2.0 * t * matrix[1, 2] + t * t * matrix[1, 1]
+            r0 = rhs[0]
+            r1 = rhs[2] + t * rhs[1]
+        s00 = matrix[0, 0]
+        det = s00 * s11 - s01 * s01
+        if not det > 0.0:
+            continue
+        slope = (s00 * r1 - s01 * r0) / det
+        level = (r0 - s01 * slope) / s00
+        if case >= 2:
+            d = slope
+            c = 2.0 * sig - t * d
+        else:
+            c = slope
+            d = t * c
+        cost = _feasible_cost(level, d, c, sig, y, z, w, weight, result)
+        if cost < best:
+            best = cost
+            for p in range(3):
+                best_abc[p] = result[p]
+    return best
+
+
+@kernel
 def quasi_explicit_starts(
     k: FloatArray,
     w: FloatArray,
@@ -502,11 +602,6 @@ def quasi_explicit_starts(
     kept. Row ``j`` of ``out`` receives ``(a, b, rho, m, sig, cost)`` for ``m_grid[j]``.
     """
     n = k.size
-    matrix = np.empty((3, 3))
-    rhs = np.empty(3)
-    sol = np.empty(3)
-    full = np.empty((3, 3))
-    result = np.empty(3)
     best_abc = np.empty(3)
     y = np.empty(n)
     z = np.empty(n)
@@ -517,80 +612,7 @@ def quasi_explicit_starts(
         m = m_grid[row]
         out[row, 5] = math.inf
         for sig in sigma_grid:
-            for i in range(n):
-                y[i] = (k[i] - m) / sig
-                z[i] = math.sqrt(y[i] * y[i] + 1.0)
-            for p in range(3):
-                rhs[p] = 0.0
-                for q in range(3):
-                    matrix[p, q] = 0.0
-            for i in range(n):
-                wi = weight[i]
-                matrix[0, 0] += wi
-                matrix[0, 1] += wi * y[i]
-                matrix[0, 2] += wi * z[i]
-                matrix[1, 1] += wi * y[i] * y[i]
-                matrix[1, 2] += wi * y[i] * z[i]
-                matrix[2, 2] += wi * z[i] * z[i]
-                rhs[0] += wi * w[i]
-                rhs[1] += wi * y[i] * w[i]
-                rhs[2] += wi * z[i] * w[i]
-            matrix[1, 0] = matrix[0, 1]
-            matrix[2, 0] = matrix[0, 2]
-            matrix[2, 1] = matrix[1, 2]
-            best = math.inf
-            for p in range(3):
-                sol[p] = rhs[p]
-                for q in range(3):
-                    full[p, q] = matrix[p, q]
-            feasible = False
-            if _solve(full, sol, 3):
-                a0, d0, c0 = sol[0], sol[1], sol[2]
-                feasible = (
-                    c0 > 0.0
-                    and abs(d0) <= 0.99 * c0
-                    and c0 + abs(d0) <= 2.0 * sig * (1.0 - 1e-9)
-                    and a0 >= -math.sqrt(c0 * c0 - d0 * d0)
-                )
-                cost = _feasible_cost(a0, d0, c0, sig, y, z, w, weight, result)
-                if cost < best:
-                    best = cost
-                    for p in range(3):
-                        best_abc[p] = result[p]
-            # An unconstrained optimum inside the feasible set is the constrained optimum too.
-            n_cases = 0 if feasible else 4
-            # Boundary fits: w = a + c (z + t y), t = +-0.99 (|rho| at its cap), in (a, c);
-            # and w - 2 sig z = a + d (y - t z), t = +-1 (on Lee's bound), in (a, d).
-            for case in range(n_cases):
-                t = 0.99 if case % 2 == 0 else -0.99
-                if case >= 2:
-                    t = 1.0 if case == 2 else -1.0
-                    s01 = matrix[0, 1] - t * matrix[0, 2]
-                    s11 = matrix[1, 1] - 2.0 * t * matrix[1, 2] + t * t * matrix[2, 2]
-                    r0 = rhs[0] - 2.0 * sig * matrix[0, 2]
-                    r1 = rhs[1] - t * rhs[2] - 2.0 * sig * (matrix[1, 2] - t * matrix[2, 2])
-                else:
-                    s01 = matrix[0, 2] + t * matrix[0, 1]
-                    s11 = matrix[2, 2] + 2.0 * t * matrix[1, 2] + t * t * matrix[1, 1]
-                    r0 = rhs[0]
-                    r1 = rhs[2] + t * rhs[1]
-                s00 = matrix[0, 0]
-                det = s00 * s11 - s01 * s01
-                if not det > 0.0:
-                    continue
-                slope = (s00 * r1 - s01 * r0) / det
-                level = (r0 - s01 * slope) / s00
-                if case >= 2:
-                    d = slope
-                    c = 2.0 * sig - t * d
-                else:
-                    c = slope
-                    d = t * c
-                cost = _feasible_cost(level, d, c, sig, y, z, w, weight, result)
-                if cost < best:
-                    best = cost
-                    for p in range(3):
-                        best_abc[p] = result[p]
+            best = _reduced_fit(k, w, weight, m, sig, y, z, best_abc)
             if best < out[row, 5]:
                 c = best_abc[2]
                 out[row, 0] = best_abc[0]
@@ -749,3 +771,54 @@ def prepare_quotes(
         out[4, j] = bid[i]
         out[5, j] = ask[i]
     return count
+
+
+@kernel
+def refine_start(k: FloatArray, w: FloatArray, s: FloatArray, x: FloatArray) -> float:
+    """Compass search on the reduced (variable-projection) cost over ``(m, ln sig)`` from the
+    raw SVI start ``x`` (updated in place); returns the reduced cost.
+
+    For fixed ``(m, sig)`` the best ``(a, b, rho)`` is a linear solve (:func:`_reduced_fit`), so
+    the search moves in two well-conditioned dimensions only and hands Levenberg-Marquardt a
+    start at the bottom of the valley that the grid only brackets.
+    """
+    n = k.size
+    weight = np.empty(n)
+    for i in range(n):
+        weight[i] = s[i] * s[i]
+    y = np.empty(n)
+    z = np.empty(n)
+    abc = np.empty(3)
+    best_abc = np.empty(3)
+    m = x[3]
+    log_sig = math.log(x[4])
+    span = max(k[n - 1] - k[0], 1e-3)
+    step_m = 0.1 * span
+    step_s = 0.5
+    best = _reduced_fit(k, w, weight, m, math.exp(log_sig), y, z, best_abc)
+    for _ in range(REFINE_EVALUATIONS // 4):
+        improved = False
+        for direction in range(4):
+            trial_m = m + (step_m if direction == 0 else -step_m if direction == 1 else 0.0)
+            trial_s = log_sig + (step_s if direction == 2 else -step_s if direction == 3 else 0.0)
+            cost = _reduced_fit(k, w, weight, trial_m, math.exp(trial_s), y, z, abc)
+            if cost < best:
+                best = cost
+                m = trial_m
+                log_sig = trial_s
+                for p in range(3):
+                    best_abc[p] = abc[p]
+                improved = True
+        if not improved:
+            step_m *= 0.5
+            step_s *= 0.5
+            if step_m < 1e-4 * span and step_s < 1e-4:
+                break
+    sig = math.exp(log_sig)
+    c = best_abc[2]
+    x[0] = best_abc[0]
+    x[1] = c / sig
+    x[2] = best_abc[1] / c if c > 0.0 else 0.0
+    x[3] = m
+    x[4] = sig
+    return best

@@ -97,7 +97,10 @@ class EssviSurface:
         ATM total variance, skew correlation, ``theta phi`` per slice. Slices that could not be
         fitted carry interpolated (bridged) values and their failure status.
     status
-        :class:`~periscope.volatility.svi.SliceStatus` codes (``int8``).
+        :class:`~periscope.volatility.svi.SliceStatus` codes (``int8``): ``OK``;
+        ``NOT_CONVERGED`` (iteration cap; parameters usable and constrained like any other);
+        ``TOO_FEW_QUOTES`` / ``INVALID_INPUT`` (parameters bridged by interpolation). The
+        constraints hold for every slice whatever its status, so ``REPAIRED`` is not used.
     rmse_bp, max_abs_error_bp, inside_band_share, n_used
         Fit diagnostics per slice against its quotes (NaN / 0 without quotes).
     """

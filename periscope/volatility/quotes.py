@@ -23,12 +23,22 @@ European at σ"; computing the premium as a difference of two trees cancels the 
 discretization error, and it costs two trees per round instead of a root search of ~15.
 
 The tree needs the spot, a rate and a dividend treatment consistent with the forward: the rate is
-``r = -ln(DF)/T`` and the dividends enter as the continuous yield ``q = r - ln(F/S)/T`` that
-reproduces the parity forward, for ETFs (which pay a yield) and stocks alike (the chain carries no
-dividend schedule; for out-of-the-money quotes the timing of discrete dividends moves the premium
-only at second order). The forward itself comes from parity on de-Americanized near-the-money
-pairs, iterated with the dividend yield it implies (:attr:`CleaningConfig.american_iterations`
-rounds, starting from parity on the American mids).
+``r = -ln(DF)/T`` and the dividends are worth ``PV = S - F·DF`` to each expiry. The chain carries
+no dividend schedule, so :attr:`CleaningConfig.dividend_model` says how the tree pays them:
+``"cash"`` (default, single stocks: escrowed cash dividends, the PV spread evenly over the
+option's life, so the tree on ``S - PV`` has the Black volatility of the forward) or ``"yield"``
+(ETFs and baskets: the continuous yield ``q = r - ln(F/S)/T``). Both reproduce the forward; they
+differ only in the premium, by up to ~5e-4 of the forward at a year, so the caller, who knows the
+underlying's type, should choose.
+
+The forward itself comes from parity on de-Americanized near-the-money pairs, iterated with the
+dividends it implies (:attr:`CleaningConfig.american_iterations` rounds from parity on the
+American mids, with an Aitken step): measured on the simulator with the true rate curve, within
+1e-4 of the true forward for ETFs and ~2e-4 for high-yield stocks up to six months. Each pair's
+quotes are widened by :attr:`CleaningConfig.premium_uncertainty` times its premium, so deep
+in-the-money pairs (large premiums, at the exercise boundary) barely count. Without a rate curve
+the rates come from the same de-Americanized pairs and are much less certain (errors of ~1e-3
+in the forward of long American expiries): pass a curve (:class:`ZeroCurve`) for American chains.
 
 Only the quotes that go into the fit (and the near-the-money pairs of the forward) go through
 trees; other American contracts keep NaN volatilities with status :data:`NOT_INVERTED`.

@@ -665,7 +665,10 @@ def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> Svi
     iterations = 0
     for rank, start in enumerate(_starts(k, w, data.scale, False, _N_STARTS)):
         trial = np.ascontiguousarray(start)
-        if rank > 0:
+        if rank == 0:
+            # Variable projection: slide (m, sigma) to the bottom of the reduced cost first.
+            _k.refine_start(k, w, data.scale, trial)
+        else:
             # Later starts only go on if a short probe already beats the best so far.
             cost, its, status_code = _k.levenberg_marquardt(
                 _k.MODEL_SVI, trial, lower, upper, k, w, data.scale, empty, options,
