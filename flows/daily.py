@@ -53,6 +53,12 @@ def batches_of(universe: list[str], size: int) -> list[list[str]]:
     return [universe[i : i + size] for i in range(0, len(universe), size)]
 
 
+def batch_size_for(universe: list[str], largest: int, min_batches: int = 4) -> int:
+    """Names per batch: at most ``largest``, and small enough for ``min_batches`` batches so a
+    small universe still spreads its fits over every worker."""
+    return max(1, min(largest, -(-len(universe) // min_batches)))
+
+
 def summary_markdown(run: PublishedRun, rows: list[dict[str, Any]], kind: str) -> str:
     """The run summary artifact: where the run is and how it went."""
     ok = sum(1 for row in rows if row["status"] == "ok")
@@ -201,7 +207,7 @@ def daily(
             names,
             data_root,
             run_id,
-            settings.pipeline_batch_size,
+            batch_size_for(names, settings.pipeline_batch_size),
             spec,
             kind=kind,
             retries=settings.pipeline_retries,

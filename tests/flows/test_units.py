@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from flows.daily import batches_of
+from flows.daily import batch_size_for, batches_of
 from flows.history import history_rows, rank_against_history, realized_volatility
 from flows.retry import retry_on_unavailable
 from flows.source import market_size, resolve_universe, snapshot_clock
@@ -46,6 +46,9 @@ def test_retry_on_unavailable__only_transient_market_data_errors(
 def test_batches_of__consecutive_and_complete() -> None:
     names = [f"N{i}" for i in range(7)]
     assert batches_of(names, 3) == [["N0", "N1", "N2"], ["N3", "N4", "N5"], ["N6"]]
+    assert batch_size_for(names[:2], 25) == 1
+    assert batch_size_for([f"N{i}" for i in range(8)], 25) == 2
+    assert batch_size_for([f"N{i}" for i in range(500)], 25) == 25
 
 
 def test_universe__settings_and_simulated_market_size() -> None:
