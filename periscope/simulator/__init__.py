@@ -10,10 +10,12 @@ from periscope.simulator.curves import RateCurve, SurfaceTruth
 from periscope.simulator.faults import Fault, FaultPlan
 from periscope.simulator.flatfiles import write_day_aggregates
 from periscope.simulator.market import (
+    STRESS_SCENARIOS,
     ChainTruth,
     Dividend,
     Market,
     SimulationConfig,
+    StressScenario,
     UnusualActivity,
 )
 from periscope.simulator.running import SimulatorServer
@@ -22,6 +24,7 @@ from periscope.simulator.universe import DEFAULT_UNIVERSE, Underlying
 
 __all__ = [
     "DEFAULT_UNIVERSE",
+    "STRESS_SCENARIOS",
     "ChainTruth",
     "Dividend",
     "Fault",
@@ -31,6 +34,7 @@ __all__ = [
     "SimulationConfig",
     "Simulator",
     "SimulatorServer",
+    "StressScenario",
     "SurfaceTruth",
     "Underlying",
     "UnusualActivity",

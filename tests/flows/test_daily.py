@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,7 +172,13 @@ def test_daily__runs_on_dask_scheduler_and_worker_processes(
     pipeline_env: Path, dask_processes: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PERISCOPE_DASK_ADDRESS", dask_processes)
+    import distributed.client
     from distributed import Client
+
+    # prefect-dask's runner prefers any Client already alive in the process over the address it
+    # is given, and the session's in-process cluster leaves its workers' clients alive here. A
+    # CLI process has no such client; hide them so the run really goes to the external scheduler.
+    monkeypatch.setattr(distributed.client, "_global_clients", weakref.WeakValueDictionary())
 
     result = daily(universe=[NAME])
 
