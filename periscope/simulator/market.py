@@ -254,7 +254,10 @@ class Market:
         q = np.array([u.dividend_yield for u in self.universe])
         is_stock = np.array([u.kind == "stock" for u in self.universe])
         index = np.arange(n)
-        kappa, xi = 6.0, 1.6
+        # Log-volatility mean-reverts with a two-month half-life and a stationary spread of about
+        # 0.29 (xi / sqrt(2 kappa)), near what VIX and single-name implied vols show: levels
+        # roam from roughly half to twice the name's base volatility, not to extremes.
+        kappa, xi = 4.0, 0.8
         self._factor = np.zeros((n, days))
         self._close = np.zeros((n, days))
         x = np.zeros(n)
