@@ -62,11 +62,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 run: install  ## The main job: run the pipeline once (simulated market without MASSIVE_API_KEY), publish to ./data.
 	@mkdir -p "$(DATA)/prefect"
-	PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" $(RUN) periscope run
+	PERISCOPE_DATA_ROOT="$${PERISCOPE_DATA_ROOT:-$(DATA)}" PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" \
+	  $(RUN) periscope run
 
 ui: install  ## Prefect server and UI on 127.0.0.1:4200 (state in ./data/prefect), serving the schedules.
 	@mkdir -p "$(DATA)/prefect"
-	@export PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" PREFECT_API_URL="$(PREFECT_UI_URL)/api"; \
+	@export PREFECT_HOME="$${PREFECT_HOME:-$(DATA)/prefect}" PREFECT_API_URL="$(PREFECT_UI_URL)/api" \
+	  PERISCOPE_DATA_ROOT="$${PERISCOPE_DATA_ROOT:-$(DATA)}"; \
 	$(RUN) prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
 	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT INT TERM; \
 	for _ in $$(seq 90); do \
