@@ -58,6 +58,28 @@ def _remaining_dividends_pv(
 
 
 @kernel
+def _discounted_amounts(r: float, div_t: FloatArray, div_a: FloatArray) -> FloatArray:
+    """Each dividend's value at time 0, ``a_k e^{-r t_k}``: with them the PV at any time t is
+    ``e^{rt}`` times a sum, one exponential per tree step instead of one per dividend."""
+    out = np.empty(div_t.shape[0])
+    for k in range(div_t.shape[0]):
+        out[k] = div_a[k] * math.exp(-r * div_t[k])
+    return out
+
+
+@kernel
+def _remaining_pv_from_discounted(
+    t: float, T: float, r: float, div_t: FloatArray, div_b: FloatArray
+) -> float:
+    """`_remaining_dividends_pv` from `_discounted_amounts` (the same value up to rounding)."""
+    total = 0.0
+    for k in range(div_t.shape[0]):
+        if t < div_t[k] <= T:
+            total += div_b[k]
+    return total * math.exp(r * t) if total != 0.0 else 0.0
+
+
+@kernel
 def _peizer_pratt(z: float, n: int) -> tuple[float, float]:
     """Peizer-Pratt method-2 inversion h(z) and 1 − h(z) (Leisen & Reimer 1996, eq. (5)).
 
@@ -252,6 +274,7 @@ def _tree_value(
     disc_q = math.exp(-q * dt)
     disc_r = math.exp(-r * dt)
     s_low = s_high = 0.0
+    div_b = _discounted_amounts(r, div_t, div_a)
     if strike_last > 0.0:
         s_low = strike_last * math.exp(-_D_CUTOFF * sd - mu_tau)
         s_high = strike_last * math.exp(_D_CUTOFF * sd - mu_tau)
@@ -270,7 +293,7 @@ def _tree_value(
             # s[j] holds S*·u^j·d^(i+1−j); dividing by d steps it back to time i (vectorizable,
             # unlike recomputing powers).
             t_i = i * dt
-            pv = _remaining_dividends_pv(t_i, T, r, div_t, div_a)
+            pv = _remaining_pv_from_discounted(t_i, T, r, div_t, div_b)
             strike_less_pv = K - pv
             if smooth_step:
                 for j in range(i + 1):
@@ -296,7 +319,7 @@ def _tree_value(
                     tau = t_d - t_i
                     a = sign * math.exp(-q * tau)
                     c = sign * (
-                        _remaining_dividends_pv(t_d - tau * 1e-9, T, r, div_t, div_a)
+                        _remaining_pv_from_discounted(t_d - tau * 1e-9, T, r, div_t, div_b)
                         * math.exp(-r * tau)
                         - K * math.exp(-r * tau)
                     )
@@ -309,7 +332,7 @@ def _tree_value(
                 v[j] = pu * v[j + 1] + pd * v[j]
         if i == 2:
             # Time-2Δt slice for the Greeks; the traded stock is S* plus the dividends still due.
-            pv2 = _remaining_dividends_pv(2.0 * dt, T, r, div_t, div_a)
+            pv2 = _remaining_pv_from_discounted(2.0 * dt, T, r, div_t, div_b)
             x0 = Sx * d * d + pv2
             x1 = Sx * u * d + pv2
             x2 = Sx * u * u + pv2
