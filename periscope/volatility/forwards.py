@@ -26,11 +26,13 @@ de-Americanizes the pairs first and calls these functions on the European-equiva
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from periscope._numba import kernel
 from periscope.volatility.cleaning import DEFAULT_CLEANING, CleaningConfig
 
 __all__ = [
@@ -175,15 +177,83 @@ class ParityFits:
     misfit: FloatArray
 
 
-def _row_median(values: FloatArray, valid: BoolArray) -> FloatArray:
-    """Median of the valid entries of each row (NaN for a row without any), warning-free."""
-    ordered = np.sort(np.where(valid, values, np.inf), axis=1)
-    count = valid.sum(axis=1)
-    rows = np.arange(values.shape[0])
-    low = ordered[rows, np.maximum((count - 1) // 2, 0)]
-    high = ordered[rows, np.maximum(count // 2, 0)]
-    with np.errstate(invalid="ignore"):
-        return np.where(count > 0, 0.5 * (low + high), np.nan)
+@kernel
+def _huber_rows_kernel(
+    x: FloatArray,
+    y: FloatArray,
+    sigma: FloatArray,
+    valid: BoolArray,
+    fit_slope: BoolArray,
+    threshold: float,
+    iterations: int,
+    intercept: FloatArray,
+    slope: FloatArray,
+    slope_error: FloatArray,
+) -> None:
+    """Row-wise Huber IRLS of ``y ≈ a + b x`` (see :func:`_huber_rows`); each row stops when
+    its own coefficients settle (relative changes below 1e-10)."""
+    rows, cols = x.shape
+    base = np.empty(cols)
+    weights = np.empty(cols)
+    residual = np.empty(cols)
+    magnitude = np.empty(cols)
+    for i in range(rows):
+        count = 0
+        for j in range(cols):
+            base[j] = 1.0 / (sigma[i, j] * sigma[i, j]) if valid[i, j] else 0.0
+            weights[j] = base[j]
+            residual[j] = 0.0
+            count += 1 if valid[i, j] else 0
+        a = 0.0
+        b = 0.0
+        determinant = 1.0
+        for _ in range(iterations):
+            s0 = sx = sy = sxx = sxy = 0.0
+            for j in range(cols):
+                if valid[i, j]:
+                    w = weights[j]
+                    s0 += w
+                    sx += w * x[i, j]
+                    sy += w * y[i, j]
+                    sxx += w * x[i, j] * x[i, j]
+                    sxy += w * x[i, j] * y[i, j]
+            determinant = s0 * sxx - sx * sx
+            b_new = (s0 * sxy - sx * sy) / determinant if fit_slope[i] else 0.0
+            a_new = (sy - b_new * sx) / s0
+            m = 0
+            for j in range(cols):
+                if valid[i, j]:
+                    residual[j] = (y[i, j] - a_new - b_new * x[i, j]) / sigma[i, j]
+                    magnitude[m] = abs(residual[j])
+                    m += 1
+            scale = _MAD_TO_SIGMA * np.median(magnitude[:m]) if m > 0 else math.nan
+            cut = threshold * (scale if scale > 1e-12 else 1e-12)
+            for j in range(cols):
+                if valid[i, j]:
+                    size = abs(residual[j])
+                    ratio = cut / (size if size > 1e-300 else 1e-300)
+                    weights[j] = base[j] * (ratio if ratio < 1.0 else 1.0)
+            # Relative changes below 1e-10 (NaN rows count as settled): far below quote noise.
+            moved = (abs(a_new - a) > 1e-10 * abs(a_new)) or (
+                abs(b_new - b) > 1e-10 * abs(b_new) + 1e-14
+            )
+            a = a_new
+            b = b_new
+            if not moved:
+                break
+        intercept[i] = a
+        slope[i] = b
+        slope_error[i] = math.nan
+        if fit_slope[i]:
+            dof = max(count - 2, 1)
+            chi2 = 0.0
+            total = 0.0
+            for j in range(cols):
+                if valid[i, j]:
+                    chi2 += weights[j] / base[j] * residual[j] * residual[j]
+                    total += weights[j]
+            variance = max(chi2 / dof, 0.1)
+            slope_error[i] = math.sqrt(variance * total / determinant)
 
 
 def _huber_rows(
@@ -193,46 +263,25 @@ def _huber_rows(
     valid: BoolArray,
     fit_slope: BoolArray,
     threshold: float,
+    iterations: int = _ROW_IRLS_ITERATIONS,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Row-wise Huber IRLS of ``y ≈ a + b x`` (``b = 0`` where ``fit_slope`` is False).
 
     Returns ``a``, ``b`` and the standard error of ``b`` (NaN without a slope), per row; the
-    same estimator as :func:`huber_regression`, in closed form for one or two parameters so all
-    expiries of a chain are fitted at once.
+    same estimator as :func:`huber_regression`, in closed form for one or two parameters and
+    compiled, so all expiries of a chain are fitted at once for a few microseconds each.
     """
-    base = np.where(valid, 1.0 / sigma**2, 0.0)
-    x = np.where(valid, x, 0.0)
-    y = np.where(valid, y, 0.0)
-    weights = base
-    slope = fit_slope[:, None]
-    a = b = np.zeros(x.shape[0])
-    determinant = np.ones(x.shape[0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for _ in range(_ROW_IRLS_ITERATIONS):
-            s0 = weights.sum(axis=1)
-            sx, sy = (weights * x).sum(axis=1), (weights * y).sum(axis=1)
-            sxx, sxy = (weights * x * x).sum(axis=1), (weights * x * y).sum(axis=1)
-            determinant = s0 * sxx - sx * sx
-            b_new = np.where(fit_slope, (s0 * sxy - sx * sy) / determinant, 0.0)
-            a_new = (sy - b_new * sx) / s0
-            residual = (y - a_new[:, None] - np.where(slope, b_new[:, None] * x, 0.0)) / sigma
-            scale = _MAD_TO_SIGMA * _row_median(np.abs(residual), valid)
-            cut = threshold * np.maximum(scale, 1e-12)[:, None]
-            weights = base * np.minimum(1.0, cut / np.maximum(np.abs(residual), 1e-300))
-            # Relative changes below 1e-10 (NaN rows count as settled): far below quote noise.
-            moved = (np.abs(a_new - a) > 1e-10 * np.abs(a_new)) | (
-                np.abs(b_new - b) > 1e-10 * np.abs(b_new) + 1e-14
-            )
-            done = not moved.any()
-            a, b = a_new, b_new
-            if done:
-                break
-        count = valid.sum(axis=1)
-        dof = np.maximum(count - np.where(fit_slope, 2, 1), 1)
-        relative = np.where(valid, weights / np.where(valid, base, 1.0), 0.0)
-        chi2 = np.where(valid, relative * residual**2, 0.0).sum(axis=1)
-        variance = np.maximum(chi2 / dof, 0.1)
-        error = np.where(fit_slope, np.sqrt(variance * weights.sum(axis=1) / determinant), np.nan)
+    rows = x.shape[0]
+    a, b, error = np.empty(rows), np.empty(rows), np.empty(rows)
+
+    def table(values: npt.ArrayLike) -> FloatArray:
+        return np.ascontiguousarray(np.broadcast_to(values, x.shape), dtype=np.float64)
+
+    _huber_rows_kernel(
+        table(x), table(y), table(sigma), np.ascontiguousarray(valid, dtype=np.bool_),
+        np.ascontiguousarray(fit_slope, dtype=np.bool_), float(threshold), int(iterations), a, b,
+        error,
+    )  # fmt: skip
     return a, b, error
 
 
@@ -448,13 +497,16 @@ def smooth_rates(
     rate_error = err[ok] / (df[ok] * t[ok])
     t_ok = t[ok]
     low, high = float(t_ok.min()), float(t_ok.max())
-    if ok.sum() >= 3 and high > low:
-        design = np.column_stack([np.ones(t_ok.size), t_ok])
-        beta, _ = huber_regression(design, rate, rate_error, threshold)
+    # huber_regression's estimator on (1, T), row-wise and compiled (no lstsq per iteration).
+    line = bool(ok.sum() >= 3 and high > low)
+    intercept, slope, _ = _huber_rows(
+        t_ok[None, :], rate[None, :], rate_error[None, :], np.ones((1, t_ok.size), dtype=bool),
+        np.array([line]), threshold, _IRLS_ITERATIONS,
+    )  # fmt: skip
+    if line:
         clamped = np.clip(t, low, high)
-        return np.asarray(beta[0] + beta[1] * clamped, dtype=np.float64)
-    beta, _ = huber_regression(np.ones((t_ok.size, 1)), rate, rate_error, threshold)
-    return np.full_like(t, float(beta[0]))
+        return np.asarray(intercept[0] + slope[0] * clamped, dtype=np.float64)
+    return np.full_like(t, float(intercept[0]))
 
 
 def fill_forwards(

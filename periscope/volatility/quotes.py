@@ -14,31 +14,26 @@
 
 De-Americanization (American single stocks and ETFs)
 ----------------------------------------------------
-The European-equivalent price of an American quote is ``P_am - EEP(σ)``, the early-exercise
-premium measured on the same Leisen-Reimer tree (American minus European value at σ), with σ the
-Black volatility of the European-equivalent price itself: a fixed point reached in a few rounds
-(``σ₀`` from the American price taken as European). At the fixed point the tree's American value
-at σ is the quoted price, so this is Burkovska et al.'s "imply σ with the American tree, price the
-European at σ"; computing the premium as a difference of two trees cancels the tree's own
-discretization error, and it costs two trees per round instead of a root search of ~15.
+American quotes are turned into European-equivalent prices ``P_am - EEP(σ)``
+(:func:`periscope.volatility.deamericanize.european_equivalent`: the early-exercise premium of a
+Leisen-Reimer lattice at the fixed point σ). The trees need the spot, a rate and dividends
+consistent with the forward: ``r = -ln(DF)/T`` and dividends worth ``PV = S - F·DF`` to each
+expiry. With a known cash-dividend schedule (``dividends``, :class:`CashDividends`) the trees
+pay those dividends on their ex-dates and a residual yield carries the rest of the PV; without
+one, :attr:`CleaningConfig.dividend_model` says how the PV is paid: ``"cash"`` (default, single
+stocks: escrowed cash dividends spread evenly over the option's life) or ``"yield"`` (ETFs and
+baskets: a continuous yield). The models reproduce the same forward and differ only in the
+premium, so the caller, who knows the underlying (its type, its dividends), should choose.
 
-The tree needs the spot, a rate and a dividend treatment consistent with the forward: the rate is
-``r = -ln(DF)/T`` and the dividends are worth ``PV = S - F·DF`` to each expiry. The chain carries
-no dividend schedule, so :attr:`CleaningConfig.dividend_model` says how the tree pays them:
-``"cash"`` (default, single stocks: escrowed cash dividends, the PV spread evenly over the
-option's life, so the tree on ``S - PV`` has the Black volatility of the forward) or ``"yield"``
-(ETFs and baskets: the continuous yield ``q = r - ln(F/S)/T``). Both reproduce the forward; they
-differ only in the premium, by up to ~5e-4 of the forward at a year, so the caller, who knows the
-underlying's type, should choose.
-
-The forward itself comes from parity on de-Americanized near-the-money pairs, iterated with the
-dividends it implies (:attr:`CleaningConfig.american_iterations` rounds from parity on the
-American mids, with an Aitken step): measured on the simulator with the true rate curve, within
-1e-4 of the true forward for ETFs and ~2e-4 for high-yield stocks up to six months. Each pair's
-quotes are widened by :attr:`CleaningConfig.premium_uncertainty` times its premium, so deep
-in-the-money pairs (large premiums, at the exercise boundary) barely count. Without a rate curve
-the rates come from the same de-Americanized pairs and are much less certain (errors of ~1e-3
-in the forward of long American expiries): pass a curve (:class:`ZeroCurve`) for American chains.
+The forward itself comes from parity on the de-Americanized near-the-money pairs (those parity
+may use, judged from the first forward estimate of each expiry, with a margin), iterated with
+the dividends it implies (:attr:`CleaningConfig.american_iterations` rounds from parity on the
+American mids, with an Aitken step; each round's fixed point starts from the previous round's
+premiums). Each pair's quotes are widened by
+:attr:`CleaningConfig.premium_uncertainty` times its premium, so deep in-the-money pairs (large
+premiums, at the exercise boundary) barely count. Accuracy against the simulator's truth is in
+``docs/surfaces.md``. Without a rate curve the rates come from the same de-Americanized pairs
+and are less certain: pass a curve (:class:`ZeroCurve`) for American chains when there is one.
 
 Only the quotes that go into the fit (and the near-the-money pairs of the forward) go through
 trees; other American contracts keep NaN volatilities with status :data:`NOT_INVERTED`.
@@ -49,14 +44,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
 from periscope import schema
-from periscope.pricing.binomial import binomial_price
 from periscope.volatility.cleaning import (
     DEFAULT_CLEANING,
     QUOTE_PROBLEMS,
@@ -65,6 +59,10 @@ from periscope.volatility.cleaning import (
     QuoteFlag,
     count_flags,
     flag_quotes,
+)
+from periscope.volatility.deamericanize import (
+    CashDividends,
+    european_equivalent,
 )
 from periscope.volatility.forwards import (
     ForwardStatus,
@@ -77,7 +75,13 @@ from periscope.volatility.rates import ZeroCurve
 from periscope.volatility.smile import SmileQuotes
 from periscope.volatility.status import IVStatus
 
-__all__ = ["NOT_INVERTED", "PreparedChain", "european_equivalent", "prepare_smiles"]
+__all__ = [
+    "NOT_INVERTED",
+    "CashDividends",
+    "PreparedChain",
+    "european_equivalent",
+    "prepare_smiles",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +95,13 @@ fit, or a contract without a forward or a price)."""
 
 _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
 _SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
-_DEAMERICANIZE_ROUNDS: Final = 3
-_CASH_DIVIDENDS: Final = 8
-
-DividendModel = Literal["cash", "yield"]
-"""How the tree pays the dividends implied by the forward: escrowed cash or a continuous yield."""
+# Pairs de-Americanized for an expiry's forward beyond the ones parity uses
+# (CleaningConfig.forward_pairs nearest its own guess): a margin for where that guess falls.
+_PAIR_MARGIN: Final = 4
+# Tree steps of the forward's rounds before the last (they only move F towards its fixed point).
+_COARSE_STEPS: Final = 51
+# Largest |g| of an Aitken step (at most a 3.3-fold extrapolation of the last move).
+_AITKEN_RATIO: Final = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,114 +167,6 @@ class PreparedChain:
     has_smile: BoolArray
     counts: dict[str, int] = field(default_factory=dict)
     expiry_counts: dict[str, IntArray] = field(default_factory=dict)
-
-
-def _tree_premium(
-    spot: float,
-    strike: FloatArray,
-    time_to_expiry: FloatArray,
-    rate: FloatArray,
-    dividend_pv: FloatArray,
-    volatility: FloatArray,
-    is_call: BoolArray,
-    model: DividendModel,
-    steps: int,
-) -> FloatArray:
-    """American minus European value on the same tree (the early-exercise premium)."""
-    out = np.empty(strike.size)
-    if model == "yield":
-        # q such that S e^{(r - q) T} = (S - PV) e^{r T}.
-        yield_ = -np.log1p(-dividend_pv / spot) / time_to_expiry
-        args = (spot, strike, time_to_expiry, rate, yield_, volatility, is_call)
-        american = binomial_price(*args, american=True, steps=steps)
-        return np.maximum(american - binomial_price(*args, american=False, steps=steps), 0.0)
-    # Cash dividends: the chain gives only their present value to each expiry, so spread it
-    # evenly over the option's life (_CASH_DIVIDENDS equal amounts at the midpoints of equal
-    # periods): the escrowed tree on S - PV then has the Black volatility of the forward.
-    groups, inverse = np.unique(time_to_expiry, return_inverse=True)
-    for j, t in enumerate(groups.tolist()):
-        members = inverse == j
-        pv = float(dividend_pv[members][0])
-        r = float(rate[members][0])
-        if pv > 0.0:
-            times = (np.arange(_CASH_DIVIDENDS) + 0.5) * (t / _CASH_DIVIDENDS)
-            amount = pv / float(np.exp(-r * times).sum())
-            schedule: FloatArray | None = np.column_stack([times, np.full(times.size, amount)])
-            group_yield = 0.0
-        else:  # a forward above S e^{rT} (negative dividends, borrow cost): a negative yield
-            schedule = None
-            group_yield = -float(np.log1p(-pv / spot)) / t
-        tree = (spot, strike[members], t, r, group_yield, volatility[members], is_call[members])
-        american = binomial_price(*tree, american=True, steps=steps, dividends=schedule)
-        european = binomial_price(*tree, american=False, steps=steps, dividends=schedule)
-        out[members] = np.maximum(american - european, 0.0)
-    return out
-
-
-def european_equivalent(
-    price: FloatArray,
-    spot: float,
-    strike: FloatArray,
-    time_to_expiry: FloatArray,
-    forward: FloatArray,
-    discount_factor: FloatArray,
-    is_call: BoolArray,
-    *,
-    dividend_model: DividendModel = "cash",
-    steps: int = DEFAULT_CLEANING.tree_steps,
-    rounds: int = _DEAMERICANIZE_ROUNDS,
-) -> tuple[FloatArray, FloatArray]:
-    """De-Americanize prices: ``P_am - EEP(σ)`` at the fixed point σ = Black IV of the result.
-
-    Parameters
-    ----------
-    price
-        American prices per share (mids), ≥ 0.
-    spot
-        Underlying price, > 0.
-    strike, time_to_expiry, forward, discount_factor, is_call
-        Per price: K, T (years), the expiry's forward and discount factor, the side.
-    dividend_model
-        How the dividends implied by the forward, ``PV = S - F·DF``, are paid in the tree:
-        ``"cash"`` (escrowed cash dividends spread evenly over the option's life; stocks) or
-        ``"yield"`` (a continuous yield; ETFs and indices).
-    steps
-        Leisen-Reimer steps (odd).
-    rounds
-        Fixed-point rounds (each prices two trees per option).
-
-    Returns
-    -------
-    european, premium
-        European-equivalent prices and the early-exercise premium subtracted (NaN where the
-        Black volatility of the American price could not be found).
-
-    Notes
-    -----
-    The tree runs on ``spot`` with ``r = -ln(DF)/T`` and the dividends above, so that its
-    forward is ``F`` (see the module docstring). A dividend PV of half the spot or more (a
-    forward inconsistent with the spot) falls back to the yield model.
-    """
-    t = np.maximum(time_to_expiry, 1e-12)
-    rate = -np.log(discount_factor) / t
-    dividend_pv = spot - forward * discount_factor
-    model: DividendModel = dividend_model
-    if (dividend_pv >= 0.5 * spot).any():
-        model = "yield"
-    premium = np.zeros_like(price)
-    european = price.copy()
-    for _ in range(rounds):
-        sigma = implied_volatility_black(european, forward, strike, t, discount_factor, is_call)
-        ok = np.isfinite(sigma)
-        if not ok.any():
-            break
-        premium = np.full_like(price, np.nan)
-        premium[ok] = _tree_premium(
-            spot, strike[ok], t[ok], rate[ok], dividend_pv[ok], sigma[ok], is_call[ok], model,
-            steps,
-        )  # fmt: skip
-        european = price - premium
-    return european, premium
 
 
 def _expiry_groups(
@@ -366,57 +264,123 @@ def _fit_forwards(
     return fits.forward, discount, fits.pairs
 
 
+def _near_pairs(
+    pairs: _Pairs,
+    strike: FloatArray,
+    mid: FloatArray,
+    forward: FloatArray,
+    discount: FloatArray,
+    config: CleaningConfig,
+) -> _Pairs:
+    """The pairs of each expiry group that parity may use (in expiry-group order).
+
+    :func:`~periscope.volatility.forwards.parity_forwards` takes at most ``forward_pairs`` pairs
+    nearest its guess of the forward, within ``forward_band`` ATM deviations (from the ATM
+    straddle, ``≈ 0.8 DF F σ√T``) or among the ``min_forward_pairs`` nearest; this keeps the same
+    with a margin (:data:`_PAIR_MARGIN` more pairs, a band a fifth wider), measured from
+    ``forward``. A group whose forward is unknown keeps its first pairs.
+    """
+    if pairs.slice_id.size == 0:
+        return pairs
+    n = forward.size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = np.abs(np.log(strike[pairs.call] / forward[pairs.slice_id]))
+        straddle = mid[pairs.call] + mid[pairs.put]
+    distance = np.where(np.isfinite(distance), distance, np.inf)
+    order = np.lexsort((distance, pairs.slice_id))
+    grouped = pairs.slice_id[order]
+    first = np.searchsorted(grouped, grouped)
+    rank = np.arange(order.size) - first
+    # The straddle of each group's nearest pair: the ATM deviation σ√T ≈ straddle / (0.8 DF F).
+    atm_straddle = np.full(n, np.nan)
+    atm_straddle[grouped[rank == 0]] = straddle[order[rank == 0]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deviation = atm_straddle / (0.7979 * discount * forward)
+    band = 1.2 * config.forward_band * deviation[grouped]
+    inside = ~(distance[order] > band)  # NaN bands keep the pair
+    keep = (rank < config.forward_pairs + _PAIR_MARGIN) & (
+        inside | (rank < config.min_forward_pairs + _PAIR_MARGIN)
+    )
+    chosen = np.sort(order[keep])  # pairs come sorted by expiry group; keep that order
+    return _Pairs(pairs.slice_id[chosen], pairs.call[chosen], pairs.put[chosen])
+
+
 def _american_forwards(
     pairs: _Pairs,
     strike: FloatArray,
     is_call: BoolArray,
-    quotes: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    bid: FloatArray,
+    ask: FloatArray,
     spot: float,
     expiry_time: FloatArray,
     curve_discount: FloatArray | None,
     american: BoolArray,
     start: tuple[FloatArray, FloatArray, IntArray],
-    model: DividendModel,
+    schedule: FloatArray | None,
     config: CleaningConfig,
-) -> tuple[FloatArray, FloatArray, IntArray]:
+) -> tuple[FloatArray, FloatArray, IntArray, FloatArray]:
     """Iterate "de-Americanize the pairs at (F, DF), re-fit parity" from ``start``.
 
-    The map F -> F' is smooth and contracting (the premiums depend on F through the yield it
-    implies) but slowly (a factor of about 0.5 per round), so every second round takes an
-    Aitken Δ² step per expiry: F* = F₁ + (F₂ - F₁) / (1 - g), g = (F₂ - F₁) / (F₁ - F₀).
+    Only the near-the-money pairs that parity can use go through trees (calls and puts in one
+    batch). The map F -> F' is smooth and contracting (the premiums depend on F through the
+    dividends it implies) but slowly (a factor of about 0.5 per round), so the round before the
+    last takes an Aitken Δ² step per expiry, F* = F₃ + (F₃ - F₂) g / (1 - g) with
+    g = (F₃ - F₂) / (F₂ - F₁), from rounds after the first (whose step from the American mids
+    is not geometric). The rounds before the last use coarser trees, and each round's premium
+    fixed point starts from the previous round's premiums.
+
+    Returns the forwards, discount factors, pair counts and the premium per contract (NaN for
+    the contracts not de-Americanized here).
     """
     forward, discount, count = start
-    cb, ca, pb, pa = quotes
-    pair_slice = pairs.slice_id
+    near = _near_pairs(pairs, strike, 0.5 * (bid + ask), forward, discount, config)
+    side = np.concatenate([near.call, near.put])
+    pair_slice = np.concatenate([near.slice_id, near.slice_id])
+    mid = 0.5 * (bid[side] + ask[side])
+    premium = np.full(side.size, np.nan)
     previous = forward
+
+    def steps(round_: int) -> int:
+        # The premiums of the rounds before the last only move the forward towards its fixed
+        # point: coarser trees do (their error is a small share of the premium).
+        if round_ + 1 < config.american_iterations:
+            return min(config.tree_steps, _COARSE_STEPS)
+        return config.tree_steps
+
     for round_ in range(config.american_iterations):
         fwd, df, t = forward[pair_slice], discount[pair_slice], expiry_time[pair_slice]
-        ok = american[pair_slice] & np.isfinite(fwd)
-        shifted = []
-        for side, bid, ask in ((pairs.call, cb, ca), (pairs.put, pb, pa)):
-            premium = np.zeros(side.size)
-            if ok.any():
-                _, premium[ok] = european_equivalent(
-                    0.5 * (bid[ok] + ask[ok]), spot, strike[side][ok], t[ok], fwd[ok], df[ok],
-                    is_call[side][ok], dividend_model=model, steps=config.tree_steps,
-                )  # fmt: skip
-            # The premium is a model quantity: widen the quote by a share of it, so pairs deep
-            # in the money (large premiums, at the exercise boundary) weigh little.
-            widen = config.premium_uncertainty * premium
-            shifted += [bid - premium - widen, ask - premium + widen]
+        ok = american[pair_slice] & np.isfinite(fwd) & np.isfinite(df)
+        found = np.zeros(side.size)
+        if ok.any():
+            _, found[ok] = european_equivalent(
+                mid[ok], spot, strike[side][ok], t[ok], fwd[ok], df[ok], is_call[side][ok],
+                dividend_model=config.dividend_model, steps=steps(round_),
+                rounds=config.deamericanize_rounds, dividends=schedule,
+                initial_premium=premium[ok] if round_ else None,
+            )  # fmt: skip
+        premium = np.where(ok, found, np.nan)
+        # The premium is a model quantity: widen the quote by a share of it, so pairs deep
+        # in the money (large premiums, at the exercise boundary) weigh little.
+        widen = config.premium_uncertainty * found
+        low, high = bid[side] - found - widen, ask[side] - found + widen
+        m = near.call.size
         new, discount, count = _fit_forwards(
-            pairs, strike, (shifted[0], shifted[1], shifted[2], shifted[3]), expiry_time,
-            curve_discount, config,
+            near, strike, (low[:m], high[:m], low[m:], high[m:]), expiry_time, curve_discount,
+            config,
         )  # fmt: skip
         new = np.where(american, new, forward)
-        if round_ % 2 == 1 and round_ + 1 < config.american_iterations:
+        if round_ >= 2 and round_ + 2 == config.american_iterations:
             first, second = forward - previous, new - forward
             with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = np.clip(second / first, -0.9, 0.9)
-            usable = np.isfinite(ratio) & (np.abs(first) > 0)
+                ratio = second / first
+            # A ratio near or beyond one means the first step was small by chance (call and put
+            # premiums cancelling), not a slow contraction: no extrapolation then.
+            usable = np.isfinite(ratio) & (np.abs(first) > 0) & (np.abs(ratio) <= _AITKEN_RATIO)
             new = np.where(usable, forward + second / (1.0 - np.where(usable, ratio, 0.0)), new)
         previous, forward = forward, new
-    return forward, discount, count
+    contract_premium = np.full(strike.size, np.nan)
+    contract_premium[side] = premium
+    return forward, discount, count, contract_premium
 
 
 def prepare_smiles(
@@ -424,6 +388,7 @@ def prepare_smiles(
     rate_curve: ZeroCurve | None = None,
     *,
     config: CleaningConfig = DEFAULT_CLEANING,
+    dividends: CashDividends | None = None,
 ) -> PreparedChain:
     """Clean one underlying's chain and turn it into per-expiry smiles of implied volatilities.
 
@@ -437,6 +402,11 @@ def prepare_smiles(
         DF/forward fits smoothed over expiries).
     config
         Cleaning thresholds and forward/tree settings.
+    dividends
+        The underlying's known cash dividends (ex-dates and amounts; past ones are ignored):
+        the de-Americanization trees pay them on their ex-dates. None (default): the dividends
+        implied by the forwards are paid as ``config.dividend_model`` says. Ignored for
+        European chains.
 
     Returns
     -------
@@ -522,10 +492,16 @@ def prepare_smiles(
     forward, discount, n_pairs = _fit_forwards(
         pairs, strike, pair_quotes, expiry_time, curve_discount, config
     )
+    schedule = None
+    if dividends is not None and size:
+        known_valuation = valuation[~np.isnat(valuation)]
+        if known_valuation.size:
+            schedule = dividends.schedule(known_valuation.max())
+    pair_premium = np.full(size, np.nan)
     if deamericanize:
-        forward, discount, n_pairs = _american_forwards(
-            pairs, strike, is_call, pair_quotes, spot, expiry_time, curve_discount,
-            slice_american, (forward, discount, n_pairs), config.dividend_model, config,
+        forward, discount, n_pairs, pair_premium = _american_forwards(
+            pairs, strike, is_call, bid, ask, spot, expiry_time, curve_discount, slice_american,
+            (forward, discount, n_pairs), schedule, config,
         )  # fmt: skip
     status = np.where(
         n_pairs >= config.min_forward_pairs, ForwardStatus.OK, ForwardStatus.FEW_PAIRS
@@ -553,9 +529,12 @@ def prepare_smiles(
     european_mid = mid.copy()
     shift = np.zeros(size)
     if invert.any():
+        # The pairs' premiums (at a forward close to the final one) start the fixed point.
         european_mid[invert], shift[invert] = european_equivalent(
             mid[invert], spot, strike[invert], time_to_expiry[invert], contract_forward[invert],
-            contract_discount[invert], is_call[invert], steps=config.tree_steps,
+            contract_discount[invert], is_call[invert], dividend_model=config.dividend_model,
+            steps=config.tree_steps, rounds=config.deamericanize_rounds, dividends=schedule,
+            initial_premium=pair_premium[invert],
         )  # fmt: skip
     solve = (priced & ~deam) | invert
     if solve.any():

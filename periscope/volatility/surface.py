@@ -24,7 +24,7 @@ chain raises :class:`InvalidInputError`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal, NamedTuple, overload
 
 import numpy as np
@@ -35,7 +35,8 @@ from periscope import schema
 from periscope.errors import InvalidInputError
 from periscope.volatility import metrics
 from periscope.volatility.arbitrage import check_butterfly, check_calendar
-from periscope.volatility.cleaning import QuoteFlag
+from periscope.volatility.cleaning import DEFAULT_CLEANING, QuoteFlag
+from periscope.volatility.deamericanize import CashDividends, DividendModel
 from periscope.volatility.essvi import EssviSurface, fit_essvi
 from periscope.volatility.forwards import ForwardStatus
 from periscope.volatility.quotes import PreparedChain, prepare_smiles
@@ -93,6 +94,8 @@ def fit_surface(
     chain: xr.Dataset,
     rate_curve: ZeroCurve | None = ...,
     *,
+    dividends: CashDividends | xr.Dataset | None = ...,
+    dividend_model: DividendModel | None = ...,
     return_quotes: Literal[False] = ...,
 ) -> xr.Dataset: ...
 
@@ -102,6 +105,8 @@ def fit_surface(
     chain: xr.Dataset,
     rate_curve: ZeroCurve | None = ...,
     *,
+    dividends: CashDividends | xr.Dataset | None = ...,
+    dividend_model: DividendModel | None = ...,
     return_quotes: Literal[True],
 ) -> SurfaceResult: ...
 
@@ -110,6 +115,8 @@ def fit_surface(
     chain: xr.Dataset,
     rate_curve: ZeroCurve | None = None,
     *,
+    dividends: CashDividends | xr.Dataset | None = None,
+    dividend_model: DividendModel | None = None,
     return_quotes: bool = False,
 ) -> xr.Dataset | SurfaceResult:
     """Fit one underlying's arbitrage-free implied-volatility surface from its chain.
@@ -120,7 +127,17 @@ def fit_surface(
         One underlying's canonical chain (:func:`periscope.schema.validate_chain`); extra
         variables (the simulator's truth) are ignored.
     rate_curve
-        A zero curve to discount with; None implies discount factors from put-call parity.
+        A zero curve to discount with; None implies discount factors from put-call parity
+        (pass one for American chains: their parity rates are much less certain).
+    dividends
+        The underlying's known cash dividends, for de-Americanizing its quotes: a
+        :class:`~periscope.volatility.deamericanize.CashDividends` or a dividends Dataset
+        (``ex_dividend_date`` and ``cash_amount`` along ``dividend``, the market-data client's
+        layout; rows of other tickers are ignored when it has a ``ticker`` coordinate). None:
+        the dividends implied by the forwards, paid as ``dividend_model`` says.
+    dividend_model
+        Without ``dividends``: ``"cash"`` (single stocks) or ``"yield"`` (ETFs, baskets); None
+        keeps :class:`~periscope.volatility.cleaning.CleaningConfig`'s default (``"cash"``).
     return_quotes
         Also return the per-contract quote results (:class:`SurfaceResult`).
 
@@ -138,10 +155,21 @@ def fit_surface(
     Raises
     ------
     InvalidInputError
-        ``chain`` is not a chain Dataset, or holds several underlyings.
+        ``chain`` is not a chain Dataset, or holds several underlyings; an unknown
+        ``dividend_model``; a malformed dividend schedule.
     """
     underlying = _check_chain(chain)
-    prepared = prepare_smiles(chain, rate_curve)
+    if isinstance(dividends, xr.Dataset):
+        dividends = CashDividends.from_dataset(dividends, ticker=underlying or None)
+    config = DEFAULT_CLEANING
+    if dividend_model is not None:
+        if dividend_model not in ("cash", "yield"):
+            raise InvalidInputError(
+                f"dividend_model must be 'cash' or 'yield', got {dividend_model!r}",
+                argument="dividend_model",
+            )
+        config = replace(config, dividend_model=dividend_model)
+    prepared = prepare_smiles(chain, rate_curve, config=config, dividends=dividends)
     dataset, slices, surface = _assemble(underlying, chain, prepared)
     if not return_quotes:
         return dataset

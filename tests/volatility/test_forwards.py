@@ -155,6 +155,20 @@ def test_smooth_rates__weights_by_error_and_extrapolates_flat() -> None:
     assert smooth_rates(t, np.full(5, np.nan), error).tolist() == [0.0] * 5
 
 
+def test_smooth_rates__the_huber_regression_estimate_with_noise_and_an_outlier() -> None:
+    # smooth_rates runs huber_regression's estimator compiled row-wise: the same line.
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.uniform(0.02, 2.0, 15))
+    error = rng.uniform(1e-5, 1e-4, 15)
+    df = np.exp(-(0.045 - 0.004 * t) * t) + error * rng.standard_normal(15)
+    df[3] += 0.01  # one bad expiry
+    rates = smooth_rates(t, df, error)
+    rate_error = error / (df * t)
+    beta, _ = huber_regression(np.column_stack([np.ones(15), t]), -np.log(df) / t, rate_error)
+    np.testing.assert_allclose(rates, beta[0] + beta[1] * t, rtol=0, atol=1e-8)
+    assert rates[0] == pytest.approx(0.045 - 0.004 * t[0], abs=2e-4)
+
+
 def test_fill_forwards__carry_interpolated_spot_carry_and_missing() -> None:
     t = np.array([0.1, 0.3, 0.5])
     forward = np.array([100.0 * np.exp(0.03 * 0.1), np.nan, 100.0 * np.exp(0.01 * 0.5)])

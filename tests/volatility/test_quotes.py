@@ -10,10 +10,16 @@ import pytest
 import xarray as xr
 
 from periscope import schema
+from periscope.errors import InvalidInputError
 from periscope.pricing.binomial import binomial_price
 from periscope.pricing.black import black_price
 from periscope.simulator.market import STRESS_SCENARIOS, Market, SimulationConfig
 from periscope.volatility.cleaning import CleaningConfig, QuoteFlag
+from periscope.volatility.deamericanize import (
+    CASH_DIVIDENDS,
+    CashDividends,
+    early_exercise_premium,
+)
 from periscope.volatility.forwards import ForwardStatus
 from periscope.volatility.implied import implied_volatility_black
 from periscope.volatility.quotes import NOT_INVERTED, european_equivalent, prepare_smiles
@@ -209,9 +215,9 @@ def test_european_equivalent__recovers_the_black_price(model: str) -> None:
         forward = spot * np.exp((rate - q) * t)
         american = binomial_price(spot, strike, t, rate, q, sigma, is_call)
     else:  # the cash model spreads the dividends' PV evenly: price the same schedule here
-        times = (np.arange(8) + 0.5) * 0.75 / 8
-        schedule = np.column_stack([times, np.full(8, 0.25)])
-        pv = float((0.25 * np.exp(-rate * times)).sum())
+        times = (np.arange(CASH_DIVIDENDS) + 0.5) * 0.75 / CASH_DIVIDENDS
+        schedule = np.column_stack([times, np.full(CASH_DIVIDENDS, 2.0 / CASH_DIVIDENDS)])
+        pv = float((2.0 / CASH_DIVIDENDS * np.exp(-rate * times)).sum())
         forward = (spot - pv) * np.exp(rate * t)
         american = binomial_price(spot, strike, t, rate, 0.0, sigma, is_call, dividends=schedule)
     discount = np.exp(-rate * t)
@@ -269,3 +275,206 @@ def test_stress_scenarios__override_truth_and_thin_short_expiries() -> None:
     )
     prepared = prepare_smiles(sparse.dataset())
     assert prepared.counts["missing_quote"] > 0.5 * short_expiry.sum()
+
+
+def _vega(forward, strike, t, discount, sigma):  # type: ignore[no-untyped-def]
+    d1 = np.log(forward / strike) / (sigma * np.sqrt(t)) + 0.5 * sigma * np.sqrt(t)
+    return discount * forward * np.exp(-0.5 * d1**2) / np.sqrt(2 * np.pi) * np.sqrt(t)
+
+
+@pytest.mark.parametrize("model", ["yield", "cash"])
+def test_european_equivalent__reduced_trees_within_a_fraction_of_a_vol_bp(model: str) -> None:
+    # Out-of-the-money quotes from a week to two years: the default trees (101 steps, rounds
+    # until the volatility settles) against 801-step trees iterated to the fixed point.
+    rng = np.random.default_rng(3)
+    n = 150
+    spot = 100.0
+    t = np.exp(rng.uniform(np.log(7 / 365), np.log(2.0), n))
+    sigma = rng.uniform(0.15, 0.5, n)
+    rate, q = rng.uniform(0.01, 0.06, n), rng.uniform(0.0, 0.03, n)
+    is_call = rng.random(n) < 0.5
+    forward = spot * np.exp((rate - q) * t)
+    strike = forward * np.exp(np.where(is_call, 1, -1) * rng.uniform(0, 2, n) * sigma * np.sqrt(t))
+    price = binomial_price(spot, strike, t, rate, q, sigma, is_call, steps=401)
+    discount = np.exp(-rate * t)
+    args = (price, spot, strike, t, forward, discount, is_call)
+    reference, _ = european_equivalent(
+        *args,
+        dividend_model=model,
+        steps=801,
+        rounds=6,
+        tolerance=0.0,  # type: ignore[arg-type]
+    )
+    fast, premium = european_equivalent(*args, dividend_model=model)  # type: ignore[arg-type]
+    vol_bp = np.abs(fast - reference) / _vega(forward, strike, t, discount, sigma) * 1e4
+    assert (premium > 0).mean() > 0.5
+    assert np.median(vol_bp) < 0.3
+    assert vol_bp.max() < 2.5
+
+
+def test_early_exercise_premium__zero_exactly_where_early_exercise_never_pays() -> None:
+    spot, strike, t = 100.0, np.array([90.0, 100.0, 110.0]), np.full(3, 0.5)
+    sigma = np.full(3, 0.3)
+    calls, puts = np.ones(3, dtype=bool), np.zeros(3, dtype=bool)
+    rate = np.full(3, 0.05)
+    # No dividends (PV = S - F DF = 0) and a positive rate: calls are never exercised early.
+    no_dividends = np.zeros(3)
+    premium = early_exercise_premium(
+        spot, strike, t, rate, no_dividends, sigma, calls, dividend_model="yield"
+    )
+    assert premium.tolist() == [0.0, 0.0, 0.0]
+    assert (early_exercise_premium(spot, strike, t, rate, no_dividends, sigma, puts) > 0).all()
+    # A zero rate: puts are never exercised early, whatever the dividends.
+    zero = np.zeros(3)
+    premium = early_exercise_premium(spot, strike, t, zero, np.full(3, 1.0), sigma, puts)
+    assert premium.tolist() == [0.0, 0.0, 0.0]
+    # A known cash dividend before expiry makes the in-the-money call worth exercising early;
+    # one after expiry does not.
+    before = np.array([[0.25, 3.0]])
+    after = np.array([[0.75, 3.0]])
+    pv_before = np.full(3, 3.0 * np.exp(-0.05 * 0.25))
+    with_dividend = early_exercise_premium(
+        spot, strike, t, rate, pv_before, sigma, calls, dividends=before
+    )
+    assert with_dividend[0] > 0.1
+    assert early_exercise_premium(
+        spot, strike, t, rate, no_dividends, sigma, calls, dividends=after
+    ).tolist() == [0.0, 0.0, 0.0]
+    # NaN in, NaN out.
+    assert np.isnan(
+        early_exercise_premium(spot, strike, t, rate, pv_before * np.nan, sigma, calls)
+    ).all()
+
+
+def test_european_equivalent__known_cash_dividends_recover_the_volatility() -> None:
+    spot, rate, sigma = 100.0, 0.04, 0.3
+    schedule = np.array([[0.1, 1.0], [0.35, 1.0], [0.6, 1.0], [0.85, 1.0]])
+    t = np.repeat([0.2, 0.5, 1.0], 4)
+    strike = np.tile([85.0, 95.0, 105.0, 115.0], 3)
+    times, amounts = schedule[:, 0], schedule[:, 1]
+    pv = np.array([(amounts * np.exp(-rate * times))[times <= e].sum() for e in t])
+    forward = (spot - pv) * np.exp(rate * t)
+    is_call = strike >= forward
+    discount = np.exp(-rate * t)
+    american = binomial_price(
+        spot, strike, t, rate, 0.0, sigma, is_call, steps=801, dividends=schedule
+    )
+    european, premium = european_equivalent(
+        american, spot, strike, t, forward, discount, is_call, dividends=schedule
+    )
+    assert (premium > 0).all()
+    implied = implied_volatility_black(european, forward, strike, t, discount, is_call)
+    np.testing.assert_allclose(implied, sigma, atol=1e-4)
+    # The warm start from a premium already found changes nothing but the work.
+    again, _ = european_equivalent(
+        american, spot, strike, t, forward, discount, is_call, dividends=schedule,
+        initial_premium=premium,
+    )  # fmt: skip
+    np.testing.assert_allclose(again, european, atol=2e-4)
+
+
+def test_cash_dividends__schedule_from_rows_and_datasets() -> None:
+    rows = [(dt.date(2025, 6, 2), 0.5), (dt.date(2025, 3, 3), 0.5), (dt.date(2025, 1, 2), 0.4)]
+    dividends = CashDividends.from_rows(rows)
+    assert dividends.ex_date.tolist() == [
+        dt.date(2025, 1, 2), dt.date(2025, 3, 3), dt.date(2025, 6, 2)
+    ]  # fmt: skip
+    # Valued on 3 March 2025 at 15:45 New York: that day's dividend went ex at the open.
+    valuation = dt.datetime(2025, 3, 3, 15, 45, tzinfo=schema.NEW_YORK).astimezone(dt.UTC)
+    schedule = dividends.schedule(np.datetime64(valuation.replace(tzinfo=None), "ns"))
+    ex = dt.datetime(2025, 6, 2, 9, 30, tzinfo=schema.NEW_YORK)
+    assert schedule.shape == (1, 2)
+    assert schedule[0, 0] == pytest.approx((ex - valuation).total_seconds() / (365 * 86400))
+    assert schedule[0, 1] == 0.5
+
+    table = xr.Dataset(
+        {schema.CASH_AMOUNT: (schema.DIVIDEND, [0.5, 0.7, 0.5])},
+        coords={
+            schema.TICKER: (schema.DIVIDEND, np.array(["KO", "XOM", "KO"], dtype=object)),
+            schema.EX_DIVIDEND_DATE: (
+                schema.DIVIDEND,
+                np.array(["2025-06-02", "2025-05-12", "2025-09-01"], dtype="datetime64[ns]"),
+            ),
+        },
+    )
+    ko = CashDividends.from_dataset(table, ticker="KO")
+    assert ko.amount.tolist() == [0.5, 0.5]
+    assert CashDividends.from_dataset(table).amount.size == 3
+    with pytest.raises(InvalidInputError):
+        CashDividends(np.array(["2025-01-02"], dtype="datetime64[D]"), np.array([-1.0]))
+    with pytest.raises(InvalidInputError):
+        CashDividends(np.array(["2025-01-02"], dtype="datetime64[D]"), np.array([1.0, 2.0]))
+
+
+def _dividend_chain(  # type: ignore[no-untyped-def]
+    schedule_rows: list[tuple[dt.date, float]], seed: int = 0
+):
+    """An American chain on a stock paying ``schedule_rows``, priced by 401-step trees paying
+    them on their ex-dates (escrowed model, smile in σ), quotes rounded out to cents."""
+    rng = np.random.default_rng(seed)
+    spot, rate = 100.0, 0.045
+    snapshot = dt.datetime(2025, 3, 3, 15, 45, tzinfo=schema.NEW_YORK).astimezone(dt.UTC)
+    valuation = np.datetime64(snapshot.replace(tzinfo=None), "ns")
+    schedule = CashDividends.from_rows(schedule_rows).schedule(valuation)
+    columns: dict[str, list[object]] = {name: [] for name in (*schema.COORDS, "bid", "ask")}
+    forwards = {}
+    for days in (30, 61, 91, 182, 273, 365):
+        expiry = snapshot.date() + dt.timedelta(days=days)
+        t = (schema.settlement_instant(expiry, schema.PM) - snapshot).total_seconds() / (
+            365 * 86400
+        )
+        live = schedule[:, 0] <= t
+        pv = float((schedule[live, 1] * np.exp(-rate * schedule[live, 0])).sum())
+        forward = (spot - pv) * np.exp(rate * t)
+        forwards[np.datetime64(expiry, "D")] = forward
+        width = 0.3 * np.sqrt(t)
+        strike = np.unique(np.round(forward * np.exp(np.linspace(-2.5, 2, 40) * width)))
+        sigma = 0.3 - 0.15 * np.log(strike / forward)
+        for is_call in (True, False):
+            price = binomial_price(
+                spot, strike, t, rate, 0.0, sigma, is_call, steps=401, dividends=schedule
+            )
+            half = 0.01 + 0.005 * price * (1 + rng.uniform(0, 1, strike.size))
+            bid = np.floor((price - half) / 0.01) * 0.01
+            columns["bid"] += np.where(bid < 0.01, 0.0, bid).tolist()
+            columns["ask"] += np.maximum(np.ceil((price + half) / 0.01) * 0.01, 0.01).tolist()
+            columns[schema.STRIKE] += strike.tolist()
+            columns[schema.RIGHT] += [schema.CALL if is_call else schema.PUT] * strike.size
+            columns[schema.EXPIRY] += [np.datetime64(expiry, "D")] * strike.size
+            columns[schema.SETTLEMENT] += [schema.PM] * strike.size
+    n = len(columns["bid"])
+    arrays: dict[str, object] = {name: np.asarray(values) for name, values in columns.items()}
+    arrays[schema.EXPIRY] = np.asarray(columns[schema.EXPIRY], dtype="datetime64[D]")
+    arrays[schema.TICKER] = np.array([f"O:DIV{i:06d}" for i in range(n)], dtype=object)
+    for name, value in ((schema.UNDERLYING, "DIV"), (schema.ROOT, "DIV")):
+        arrays[name] = np.full(n, value, dtype=object)
+    arrays[schema.EXERCISE_STYLE] = np.full(n, "american", dtype=object)
+    arrays[schema.SHARES_PER_CONTRACT] = np.full(n, 100.0)
+    arrays[schema.UNDERLYING_PRICE] = np.full(n, spot)
+    for name in (schema.QUOTE_TIME, schema.UNDERLYING_TIME, schema.SNAPSHOT_TIME):
+        arrays[name] = np.full(n, valuation)
+    return schema.build_chain_dataset(arrays), forwards, ZeroCurve.flat(rate)
+
+
+def test_prepare_smiles__known_dividends_give_forwards_within_1e4() -> None:
+    # Quarterly dividends of 1.0 (4 % a year): the first goes ex in 20 days.
+    rows = [(dt.date(2025, 3, 23) + dt.timedelta(days=91 * i), 1.0) for i in range(6)]
+    chain, forwards, curve = _dividend_chain(rows)
+    dividends = CashDividends.from_rows(rows)
+    errors = {}
+    for label, kwargs in (("schedule", {"dividends": dividends}), ("spread", {})):
+        prepared = prepare_smiles(chain, curve, **kwargs)  # type: ignore[arg-type]
+        ok = prepared.forward_status == ForwardStatus.OK
+        assert ok.sum() == 6
+        truth = np.array([forwards[day] for day in prepared.expiry.astype("datetime64[D]")])
+        errors[label] = np.abs(prepared.forward / truth - 1)
+        if label == "schedule":
+            # The smile's mid volatilities: the tree's σ back, within the quotes' rounding.
+            used = prepared.used_in_fit & (np.abs(prepared.log_moneyness) < 0.2)
+            k = prepared.log_moneyness[used]
+            error = prepared.iv_mid[used] - (0.3 - 0.15 * k)
+            assert np.sqrt(np.mean(error**2)) < 5e-4
+            assert np.abs(error).max() < 3e-3
+    assert errors["schedule"].max() < 1e-4
+    # Spreading the same PV evenly misplaces the early exercise of calls before ex-dates.
+    assert errors["spread"].max() > 2 * errors["schedule"].max()

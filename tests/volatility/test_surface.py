@@ -10,6 +10,7 @@ from periscope import schema
 from periscope.errors import InvalidInputError
 from periscope.simulator.market import Market, SimulationConfig
 from periscope.volatility.arbitrage import check_butterfly, check_calendar, dense_k_grid
+from periscope.volatility.deamericanize import CashDividends
 from periscope.volatility.essvi import EssviSurface
 from periscope.volatility.surface import CLEANING_REASONS, fit_surface
 
@@ -139,6 +140,42 @@ def test_fit_surface__american_chain(jpm_chain: xr.Dataset) -> None:
     tenor_t = surface.tenor_years.values
     inside = (tenor_t >= t.min()) & (tenor_t <= t.max())
     np.testing.assert_array_equal(surface.tenor_extrapolated.values, ~inside)
+
+
+def test_fit_surface__dividend_schedule_and_model(market: Market, jpm_chain: xr.Dataset) -> None:
+    # The dividends Dataset of the market-data client: JPM's rows among another ticker's.
+    rows = [(d.ex_date, d.cash_amount, "JPM") for d in market.dividends("JPM")]
+    rows += [(d.ex_date, 9.0, "XOM") for d in market.dividends("XOM")]
+    table = xr.Dataset(
+        {schema.CASH_AMOUNT: (schema.DIVIDEND, np.array([r[1] for r in rows]))},
+        coords={
+            schema.TICKER: (schema.DIVIDEND, np.array([r[2] for r in rows], dtype=object)),
+            schema.EX_DIVIDEND_DATE: (
+                schema.DIVIDEND,
+                np.array([r[0] for r in rows], dtype="datetime64[D]").astype("datetime64[ns]"),
+            ),
+        },
+    )
+    from_table = fit_surface(jpm_chain, dividends=table)
+    own = CashDividends.from_rows((d.ex_date, d.cash_amount) for d in market.dividends("JPM"))
+    from_schedule = fit_surface(jpm_chain, dividends=own)
+    np.testing.assert_array_equal(from_table.forward.values, from_schedule.forward.values)
+    assert (from_table.expiry_status.values == schema.ExpiryStatus.OK).all()
+    spread = fit_surface(jpm_chain)
+    as_yield = fit_surface(jpm_chain, dividend_model="yield")
+    truth = np.array(
+        [
+            np.median(jpm_chain.forward.values[jpm_chain.expiry.values == day])
+            for day in spread.expiry.values
+        ]
+    )
+    for surface in (from_table, spread, as_yield):
+        ok = surface.forward_status.values == 0
+        assert np.abs(surface.forward.values[ok] / truth[ok] - 1).max() < 5e-3
+    # The treatments differ only in the premiums, so in the forwards by well under a percent.
+    assert not np.array_equal(spread.forward.values, as_yield.forward.values)
+    with pytest.raises(InvalidInputError):
+        fit_surface(jpm_chain, dividend_model="discrete")  # type: ignore[call-overload]
 
 
 def test_fit_surface__return_quotes_aligns_with_the_chain(jpm_chain: xr.Dataset) -> None:
