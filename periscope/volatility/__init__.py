@@ -13,7 +13,8 @@ From a chain to a surface (``docs/surfaces.md``):
 - :func:`fit_surface`: one underlying's canonical chain -> its arbitrage-free surface Dataset;
   :func:`fit_surfaces` fans many underlyings out over a Dask client in batches.
 - The steps, usable on their own: :func:`prepare_smiles` (cleaning with :class:`QuoteFlag`,
-  parity forwards with :class:`ForwardStatus`, de-Americanization), :func:`fit_svi` per expiry
+  parity forwards with :class:`ForwardStatus`, de-Americanization with known
+  :class:`CashDividends` when given), :func:`fit_svi` per expiry
   (raw SVI, butterfly-free), :func:`fit_essvi` across expiries (calendar-free by construction).
 - Checks: :func:`check_butterfly` (Durrleman's g) and :func:`check_calendar`.
 - :class:`SurfaceQuery`: implied volatility at any (expiry or tenor, strike, log-moneyness or
@@ -31,6 +32,7 @@ from periscope.volatility.arbitrage import (
     lee_wing_bound_holds,
 )
 from periscope.volatility.cleaning import DEFAULT_CLEANING, CleaningConfig, QuoteFlag
+from periscope.volatility.deamericanize import CashDividends, early_exercise_premium
 from periscope.volatility.essvi import EssviSurface, fit_essvi
 from periscope.volatility.fanout import fit_surfaces
 from periscope.volatility.forwards import ForwardStatus, parity_forward
@@ -58,6 +60,7 @@ __all__ = [
     "DEFAULT_CLEANING",
     "ButterflyCheck",
     "CalendarCheck",
+    "CashDividends",
     "CleaningConfig",
     "EssviSurface",
     "ForwardStatus",
@@ -75,6 +78,7 @@ __all__ = [
     "check_calendar",
     "dense_k_grid",
     "durrleman_g",
+    "early_exercise_premium",
     "european_equivalent",
     "fit_essvi",
     "fit_surface",
