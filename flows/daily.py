@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -48,19 +49,44 @@ def dask_address(settings: Settings) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+class StageClock:
+    """Wall seconds of a run's stages, lap by lap (reported in the summary and artifact)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._start = self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        """Record the time since the previous lap as ``stage``; returns it."""
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 3)
+        self._last = now
+        return self.seconds[stage]
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self._start, 3)
+
+
 def batches_of(universe: list[str], size: int) -> list[list[str]]:
     """``universe`` in consecutive batches of ``size`` names."""
     return [universe[i : i + size] for i in range(0, len(universe), size)]
 
 
-def batch_size_for(universe: list[str], largest: int, min_batches: int = 4) -> int:
+def batch_size_for(universe: list[str], largest: int, min_batches: int = 8) -> int:
     """Names per batch: at most ``largest``, and small enough for ``min_batches`` batches so a
-    small universe still spreads its fits over every worker."""
+    small universe still spreads its fits over every worker (chains differ tenfold in size, so
+    a few batches per worker, the largest first, balance better than one each)."""
     return max(1, min(largest, -(-len(universe) // min_batches)))
 
 
-def summary_markdown(run: PublishedRun, rows: list[dict[str, Any]], kind: str) -> str:
-    """The run summary artifact: where the run is and how it went."""
+def summary_markdown(
+    run: PublishedRun,
+    rows: list[dict[str, Any]],
+    kind: str,
+    timings: dict[str, float] | None = None,
+) -> str:
+    """The run summary artifact: where the run is, how it went and how long each stage took."""
     ok = sum(1 for row in rows if row["status"] == "ok")
     lines = [
         f"# Periscope {kind} run `{run.run_id}`",
@@ -80,6 +106,9 @@ def summary_markdown(run: PublishedRun, rows: list[dict[str, Any]], kind: str) -
     failed = run.meta.get("failed") or {}
     if failed:
         lines += ["", "Not ingested:", ""] + [f"- {name}: {why}" for name, why in failed.items()]
+    if timings:
+        lines += ["", "| stage | seconds |", "| --- | ---: |"]
+        lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in timings.items()]
     return "\n".join(lines)
 
 
@@ -100,6 +129,7 @@ def pipeline(
 ) -> dict[str, Any]:
     """The stages of one run on the Dask cluster; returns the run summary (small)."""
     log = get_run_logger()
+    clock = StageClock()
     ingest = ingest_chains.with_options(
         retries=retries, retry_delay_seconds=retry_delays or [2.0, 10.0, 30.0]
     )
@@ -111,13 +141,19 @@ def pipeline(
     failed = {name: why for batch in staged for name, why in batch.failed.items()}
     if not any(batch.uri for batch in staged):
         raise PipelineError("no chain could be ingested; nothing to publish", failed=failed)
-    log.info("ingested %d contracts", sum(batch.contracts for batch in staged))
+    log.info(
+        "ingested %d contracts in %.1f s",
+        sum(batch.contracts for batch in staged),
+        clock.lap("ingest"),
+    )
 
     fits: list[FitResult] = fit_surfaces.submit(staged, root, run_id).result()
+    log.info("fitted %d batches in %.1f s", len(fits), clock.lap("fit_surfaces"))
     rows = [row for fit in sorted(fits, key=lambda f: f.index) for row in fit.diagnostics]
     if not any(row["status"] in ("ok", "partial") for row in rows):
         raise PipelineError("no surface could be fitted; nothing to publish")
     risks = sensitivity_grids.submit(fits, root, run_id, spec).result()
+    log.info("sensitivity grids in %.1f s", clock.lap("sensitivity_grids"))
 
     meta = {
         "kind": kind,
@@ -129,11 +165,13 @@ def pipeline(
     run: PublishedRun = publish_run.submit(
         root, run_id, fits, risks, meta, storage_options
     ).result()
+    log.info("published %s in %.1f s", run.uri, clock.lap("publish"))
     written = update_history.submit(root, run_id, source, last_weekday(), storage_options).result()
-    log.info("history: %d underlyings written", written)
+    log.info("history: %d underlyings written in %.1f s", written, clock.lap("history"))
     removed = apply_retention.submit(root, keep_days, grace, storage_options).result()
     if removed:
         log.info("retention removed %d run(s): %s", len(removed), ", ".join(removed))
+    clock.lap("retention")
 
     create_table_artifact(
         table=rows,
@@ -141,7 +179,7 @@ def pipeline(
         description=f"Per-underlying surface fit diagnostics of run {run_id}",
     )
     create_markdown_artifact(
-        markdown=summary_markdown(run, rows, kind),
+        markdown=summary_markdown(run, rows, kind, clock.seconds),
         key="run-summary",
         description=f"Run {run_id}: {run.uri}",
     )
@@ -154,6 +192,7 @@ def pipeline(
         "contracts": run.contracts,
         "failed": failed,
         "diagnostics": rows,
+        "timings": dict(clock.seconds) | {"total": clock.total},
     }
 
 

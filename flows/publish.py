@@ -18,14 +18,15 @@ import xarray as xr
 from prefect import task
 
 from flows.history import rank_against_history
-from flows.risk import RiskResult
+from flows.risk import RISK_CHUNK, RISK_COMPRESSORS, RiskResult, contract_chunks
 from flows.surfaces import FitResult
 from periscope import schema, storage
 
 logger = logging.getLogger(__name__)
 
+# Contracts per Zarr chunk of the chains group (a few MB per variable); the risk group's is
+# RISK_CHUNK (flows.risk), the chunking its batches are staged with.
 CONTRACT_CHUNK = 250_000
-RISK_CHUNK = 50_000
 # Surface variables that make up the metrics group: per tenor, per delta and per underlying.
 METRIC_VARIABLES = (
     schema.SPOT,
@@ -84,13 +85,18 @@ def metrics_of(surfaces: xr.Dataset) -> xr.Dataset:
     )
 
 
-def _as_dask(part: xr.Dataset, dim: str) -> xr.Dataset:
+def _as_dask(part: xr.Dataset, dim: str, token: str) -> xr.Dataset:
     """Numeric variables along ``dim`` as Dask arrays (streamed when written); everything else,
-    strings above all (Zarr cannot stream object dtype), loaded into memory."""
+    strings above all (Zarr cannot stream object dtype), loaded into memory.
+
+    ``token`` (the staged URI) names the Dask arrays: without it Dask would hash every array's
+    content to name it, seconds per group at scale for nothing (a staged store does not change
+    while the run is assembled).
+    """
     out = part.copy()
     for name, variable in part.variables.items():
         if variable.dtype.kind != "O" and dim in variable.dims and name in part.data_vars:
-            out[name] = part[name].chunk({dim: -1})
+            out[name] = part[name].chunk({dim: -1}, token=f"{token}/{name}")
         elif name in part.data_vars:
             out[name] = part[name].load()
         else:
@@ -101,7 +107,7 @@ def _as_dask(part: xr.Dataset, dim: str) -> xr.Dataset:
 def _lazy_concat(uris: list[str], dim: str, chunk: int) -> xr.Dataset:
     """The staged datasets of ``uris`` along ``dim``, numeric variables as Dask arrays in
     uniform chunks (one Zarr chunk per Dask chunk), so writing streams chunk by chunk."""
-    parts = [_as_dask(storage.open_staged(uri), dim) for uri in uris]
+    parts = [_as_dask(storage.open_staged(uri), dim, uri) for uri in uris]
     combined = parts[0] if len(parts) == 1 else xr.concat(
         parts, dim=dim, data_vars="all", coords="different", compat="equals",
         combine_attrs="drop_conflicts",
@@ -136,8 +142,15 @@ def assemble_and_publish(
     storage.write_group(root, run_id, "metrics", metrics, storage_options=storage_options)
     risk_uris = [r.uri for r in sorted(risks, key=lambda r: r.index) if r.uri is not None]
     if risk_uris:
-        risk = _lazy_concat(risk_uris, "contract", RISK_CHUNK)
-        storage.write_group(root, run_id, "risk", risk, storage_options=storage_options)
+        risk = _lazy_concat(risk_uris, schema.CONTRACT, RISK_CHUNK)
+        storage.write_group(
+            root,
+            run_id,
+            "risk",
+            risk,
+            storage_options=storage_options,
+            encoding=contract_chunks(risk, RISK_CHUNK, RISK_COMPRESSORS),
+        )
     contracts = int(chains.sizes[schema.CONTRACT])
     full_meta = meta | {
         "underlyings": int(surfaces.sizes[schema.UNDERLYING]),

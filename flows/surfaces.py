@@ -30,6 +30,11 @@ class FitResult:
     chain_uri: str
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def contracts(self) -> int:
+        """Contracts of the batch's chains."""
+        return sum(int(row.get("contracts") or 0) for row in self.diagnostics)
+
 
 def split_by_underlying(chain: xr.Dataset) -> dict[str, xr.Dataset]:
     """One chain per underlying, in order of first appearance."""
@@ -105,6 +110,12 @@ def fit_batch(batch: StagedBatch, *, root: str, run_id: str) -> FitResult:
 
 @task(name="fit-surfaces", cache_result_in_memory=False)
 def fit_surfaces(batches: list[StagedBatch], root: str, run_id: str) -> list[FitResult]:
-    """Prefect task: fit the surfaces of every staged batch across the Dask cluster."""
-    staged = [batch for batch in batches if batch.uri is not None]
+    """Prefect task: fit the surfaces of every staged batch across the Dask cluster.
+
+    The largest batches go first, so that the last ones to finish are small and the workers
+    run out of work at about the same time.
+    """
+    staged = sorted(
+        (batch for batch in batches if batch.uri is not None), key=lambda b: -b.contracts
+    )
     return fan_out(fit_batch, staged, root=root, run_id=run_id)

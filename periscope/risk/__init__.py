@@ -2,7 +2,8 @@
 
 - :func:`sensitivity_grid`: one underlying's contracts over a spot-shift x vol-shift x horizon
   grid, volatilities from a fitted surface with sticky-strike or sticky-moneyness dynamics.
-- :func:`chain_sensitivity_grid`: the same for a canonical chain and its fitted surface Dataset.
+- :func:`chain_sensitivity_grid`: the same for a canonical chain and its fitted surface Dataset,
+  or a chain of many underlyings and their stacked surfaces (float32 on request).
 - :func:`surface_volatility`: a surface Dataset as a (log-moneyness, time) -> volatility function.
 """
 

@@ -1,6 +1,8 @@
 """Sensitivity grids of a whole chain, with volatilities read from its fitted surface Dataset.
 
-The surface is the published one (:mod:`periscope.schema` surface layout, one underlying):
+The surface is the published one (:mod:`periscope.schema` surface layout: one underlying, or a
+stack of them along ``underlying`` for a chain of several names, each contract valued on its
+own name's surface):
 ``time_to_expiry``, ``forward`` and ``discount_factor`` per expiry, and either its eSSVI
 parameters or only its ``implied_volatility`` grid on (expiry, log-moneyness).
 
@@ -14,7 +16,9 @@ parameters or only its ``implied_volatility`` grid on (expiry, log-moneyness).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +31,16 @@ from periscope.risk.grid import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SPOT_SHIFTS,
     DEFAULT_VOL_SHIFTS,
+    GRID_ATTRIBUTES,
+    GRID_VARIABLES,
+    HORIZON,
+    MODEL,
+    SPOT_SHIFT,
+    VOL_SHIFT,
     Sticky,
     VolatilityFunction,
-    sensitivity_grid,
+    check_grid,
+    fill_grid,
 )
 from periscope.volatility.query import SurfaceQuery
 
@@ -102,6 +113,37 @@ def _grid_volatility(surface: xr.Dataset) -> VolatilityFunction:
     return volatility
 
 
+def _per_contract(
+    surface: xr.Dataset, expiry: npt.NDArray[np.datetime64], spot: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Time to expiry, rate and carry yield of each contract from its expiry's slice of one
+    underlying's surface; NaN where the expiry has no usable slice."""
+    listed = np.asarray(surface[schema.EXPIRY].values).astype("datetime64[ns]")
+    nan = np.full(expiry.size, np.nan)
+    if listed.size == 0 or expiry.size == 0:
+        return nan, nan, nan
+    order = np.argsort(listed)
+    at = np.clip(np.searchsorted(listed[order], expiry), 0, listed.size - 1)
+    found = listed[order][at] == expiry
+    row = order[at]
+
+    def column(name: str) -> FloatArray:
+        values = np.asarray(surface[name].values, dtype=np.float64)[row]
+        return np.where(found, values, np.nan)
+
+    t, forward, discount = (
+        column(schema.TIME_TO_EXPIRY),
+        column(schema.FORWARD),
+        column(schema.DISCOUNT_FACTOR),
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valid = (t > 0) & (forward > 0) & (discount > 0)
+        t_safe = np.where(valid, t, 1.0)
+        rate = np.where(valid, -np.log(np.where(valid, discount, 1.0)) / t_safe, np.nan)
+        carry = np.where(valid, np.log(np.where(valid, forward, spot) / spot) / t_safe, np.nan)
+    return np.where(valid, t, np.nan), rate, rate - carry
+
+
 def chain_sensitivity_grid(
     chain: xr.Dataset,
     surface: xr.Dataset,
@@ -110,63 +152,125 @@ def chain_sensitivity_grid(
     vol_shifts: Sequence[float] = DEFAULT_VOL_SHIFTS,
     horizon_days: Sequence[float] = DEFAULT_HORIZON_DAYS,
     sticky: Sticky = "moneyness",
+    dtype: npt.DTypeLike = np.float64,
 ) -> xr.Dataset:
-    """:func:`~periscope.risk.sensitivity_grid` of every contract of one underlying's chain.
+    """:func:`~periscope.risk.sensitivity_grid` of every contract of a chain.
 
     Each contract takes its expiry's time to expiry, forward and discount factor from the
     surface (rate ``-ln(DF)/T``, carry yield ``rate - ln(F/S)/T``) and its volatility from
     :func:`surface_volatility`. Contracts whose expiry has no published slice (too few quotes,
     expired, not fitted) get NaN everywhere. The chain's contract coordinates (ticker, strike,
-    expiry, right...) are kept.
+    expiry, right...) are kept, in the chain's order.
+
+    Parameters
+    ----------
+    chain
+        A canonical chain (``contract`` dimension).
+    surface
+        One underlying's surface (the chain must be of that underlying), or a stack of surfaces
+        (``underlying`` dimension, as a run's ``surfaces`` group) for a chain of several
+        underlyings: each contract is then valued on its own underlying's surface, and the
+        contracts of an underlying without a stacked surface or without a spot (a failed fit)
+        are NaN.
+    spot_shifts, vol_shifts, horizon_days, sticky
+        The scenario grid, as for :func:`~periscope.risk.sensitivity_grid`.
+    dtype
+        Float dtype of the grid variables and of ``volatility`` (``float32`` halves a stored
+        grid; the pricing itself is float64).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`~periscope.risk.sensitivity_grid`, plus the chain's coordinates and
+        ``time_to_expiry`` (contract). With one surface, ``shifted_spot`` is along
+        ``spot_shift`` and the spot is the ``spot`` attribute; with a stack, ``shifted_spot``
+        is (contract, spot_shift).
 
     Raises
     ------
     InvalidInputError
-        The chain and surface are of different underlyings, or the surface has no spot.
+        One surface: the chain is of another underlying, or the surface has no spot. Either:
+        a shift grid out of its domain, or an unknown ``sticky``.
     """
-    if schema.UNDERLYING in surface.dims:
-        raise InvalidInputError("chain_sensitivity_grid takes one underlying's surface")
-    name = str(surface[schema.UNDERLYING].item())
-    chain_names = set(np.asarray(chain[schema.UNDERLYING].values).astype(str).tolist())
-    if chain_names - {name}:
-        raise InvalidInputError(
-            f"chain of {sorted(chain_names)} with the surface of {name}", underlying=name
-        )
-    spot = float(surface[schema.SPOT].item())
-    if not (np.isfinite(spot) and spot > 0):
-        raise InvalidInputError(f"the surface of {name} has no spot", underlying=name)
-    expiry = np.asarray(chain[schema.EXPIRY].values).astype("datetime64[ns]")
-    per_expiry = surface[[schema.TIME_TO_EXPIRY, schema.FORWARD, schema.DISCOUNT_FACTOR]]
-    aligned = per_expiry.reindex({schema.EXPIRY: np.unique(expiry)})
-    index = np.searchsorted(aligned[schema.EXPIRY].values, expiry)
-    t = np.asarray(aligned[schema.TIME_TO_EXPIRY].values, dtype=np.float64)[index]
-    forward = np.asarray(aligned[schema.FORWARD].values, dtype=np.float64)[index]
-    discount = np.asarray(aligned[schema.DISCOUNT_FACTOR].values, dtype=np.float64)[index]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        valid = (t > 0) & (forward > 0) & (discount > 0)
-        t_safe = np.where(valid, t, 1.0)
-        rate = np.where(valid, -np.log(np.where(valid, discount, 1.0)) / t_safe, np.nan)
-        carry = np.where(valid, np.log(np.where(valid, forward, spot) / spot) / t_safe, np.nan)
+    stacked = schema.UNDERLYING in surface.dims
+    names = np.asarray(chain[schema.UNDERLYING].values).astype(str)
+    if not stacked:
+        name = str(surface[schema.UNDERLYING].item())
+        others = set(names.tolist()) - {name}
+        if others:
+            raise InvalidInputError(
+                f"chain of {sorted(others | {name})} with the surface of {name}", underlying=name
+            )
+        spot = float(surface[schema.SPOT].item())
+        if not (np.isfinite(spot) and spot > 0):
+            raise InvalidInputError(f"the surface of {name} has no spot", underlying=name)
+    ds_shift, dv_shift, days = check_grid(spot_shifts, vol_shifts, horizon_days, sticky)
+    n = int(chain.sizes[CONTRACT])
+    out_type = np.dtype(dtype)
+    shape = (n, ds_shift.size, dv_shift.size, days.size)
+    values = {name: np.full(shape, np.nan, dtype=out_type) for name in GRID_VARIABLES}
+    vol_grid = np.full((n, ds_shift.size), np.nan, dtype=out_type)
+    shifted = np.full((n, ds_shift.size), np.nan)
+    time_to_expiry = np.full(n, np.nan)
+    strike = np.asarray(chain[schema.STRIKE].values, dtype=np.float64)
     is_call = np.asarray(chain[schema.RIGHT].values).astype(str) == schema.CALL
-    grid = sensitivity_grid(
-        spot,
-        np.asarray(chain[schema.STRIKE].values, dtype=np.float64),
-        np.where(valid, t, np.nan),
-        is_call,
-        rate,
-        rate - carry,
-        surface_volatility(surface),
-        spot_shifts=spot_shifts,
-        vol_shifts=vol_shifts,
-        horizon_days=horizon_days,
-        sticky=sticky,
+    expiry = np.asarray(chain[schema.EXPIRY].values).astype("datetime64[ns]")
+    position = (
+        {str(u): i for i, u in enumerate(np.asarray(surface[schema.UNDERLYING].values))}
+        if stacked
+        else {}
     )
-    coords = {
+    # Contracts grouped by underlying (a stable sort keeps each group in chain order).
+    order = np.argsort(names, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, names[order][1:] != names[order][:-1], True])
+    for first, last in itertools.pairwise(bounds if n else []):
+        index = order[first:last]
+        name = str(names[index[0]])
+        if stacked:
+            if name not in position:
+                continue
+            one = surface.isel({schema.UNDERLYING: position[name]})
+            spot = float(one[schema.SPOT].item())
+            if not (np.isfinite(spot) and spot > 0):
+                continue
+        else:
+            one = surface
+        t, rate, carry_yield = _per_contract(one, expiry[index], spot)
+        contiguous = bool(index[-1] - index[0] + 1 == index.size)
+        part = slice(index[0], index[-1] + 1) if contiguous else index
+        out = {name: values[name][part] for name in GRID_VARIABLES}
+        vol_out = vol_grid[part]
+        fill_grid(
+            spot, strike[index], t, is_call[index], rate, carry_yield,
+            surface_volatility(one), ds_shift, dv_shift, days, sticky, out, vol_out,
+        )  # fmt: skip
+        if not contiguous:  # fancy indexing copied: write back
+            for name in GRID_VARIABLES:
+                values[name][index] = out[name]
+            vol_grid[index] = vol_out
+        shifted[index] = spot * (1.0 + ds_shift)
+        time_to_expiry[index] = t
+
+    dims = (CONTRACT, SPOT_SHIFT, VOL_SHIFT, HORIZON)
+    coords: dict[str, Any] = {
+        SPOT_SHIFT: (SPOT_SHIFT, ds_shift, {"units": "1 (relative)"}),
+        VOL_SHIFT: (VOL_SHIFT, dv_shift, {"units": "1 (decimal volatility, additive)"}),
+        HORIZON: (HORIZON, days, {"units": "calendar days"}),
+        "volatility": ((CONTRACT, SPOT_SHIFT), vol_grid),
+    }
+    coords |= {
         coord: (CONTRACT, np.asarray(chain[coord].values))
         for coord in schema.COORDS
         if coord in chain.coords
     }
-    grid = grid.assign_coords(coords)
-    grid["time_to_expiry"] = (CONTRACT, np.where(valid, t, np.nan), {"units": "years"})
-    grid.attrs["underlying"] = name
-    return grid
+    attrs: dict[str, Any] = {"model": MODEL, "sticky": sticky}
+    if stacked:
+        coords["shifted_spot"] = ((CONTRACT, SPOT_SHIFT), shifted)
+    else:
+        coords["shifted_spot"] = (SPOT_SHIFT, spot * (1.0 + ds_shift))
+        attrs |= {"spot": spot, "underlying": str(surface[schema.UNDERLYING].item())}
+    data: dict[str, Any] = {
+        name: (dims, values[name], dict(GRID_ATTRIBUTES[name])) for name in GRID_VARIABLES
+    }
+    data["time_to_expiry"] = (CONTRACT, time_to_expiry, {"units": "years"})
+    return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -97,7 +97,12 @@ def test_daily__publishes_a_run_that_plain_xarray_opens(pipeline_env: Path) -> N
     assert row["iv_30d"].item() == pytest.approx(
         float(metrics["constant_maturity_iv"].sel(underlying=NAME, tenor=30).values)
     )
+    # Per-stage wall times, in the result and in the run summary.
+    stages = ("ingest", "fit_surfaces", "sensitivity_grids", "publish", "history")
+    assert set(stages) < set(result["timings"])
+    assert result["timings"]["total"] >= sum(result["timings"][s] for s in stages) > 0
     # The keyed artifacts of the run.
+    assert "| sensitivity_grids |" in artifact("run-summary")
     assert result["uri"] in artifact("run-summary")
     assert NAME in artifact("fit-diagnostics")
     assert not list((root / "staging").glob("*"))  # publish cleaned the staging area

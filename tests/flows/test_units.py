@@ -47,7 +47,9 @@ def test_batches_of__consecutive_and_complete() -> None:
     names = [f"N{i}" for i in range(7)]
     assert batches_of(names, 3) == [["N0", "N1", "N2"], ["N3", "N4", "N5"], ["N6"]]
     assert batch_size_for(names[:2], 25) == 1
-    assert batch_size_for([f"N{i}" for i in range(8)], 25) == 2
+    assert batch_size_for([f"N{i}" for i in range(8)], 25) == 1
+    assert batch_size_for([f"N{i}" for i in range(20)], 25) == 3
+    assert batch_size_for([f"N{i}" for i in range(8)], 25, min_batches=4) == 2
     assert batch_size_for([f"N{i}" for i in range(500)], 25) == 25
 
 
@@ -150,3 +152,74 @@ def test_deployments__cron_schedules_in_new_york() -> None:
     assert crons["nightly-backfill"] == [("0 2 * * 2-6", ny)]
     assert made["intraday"].parameters == {"kind": "intraday"}
     assert SimpleNamespace(**made["end-of-day"].parameters).kind == "end-of-day"
+
+
+def test_risk_batch__a_float32_grid_aligned_with_the_chains_in_contract_chunks(
+    tmp_path: Path, synthetic_data: tuple[xr.Dataset, xr.Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.risk
+    from flows.risk import GridSpec, risk_batch
+    from flows.surfaces import FitResult
+
+    surface, chain = synthetic_data
+    n = chain.sizes["contract"]
+    # A second name whose fit failed (no spot): its contracts stay in the grid, as NaN rows.
+    failed_chain = chain.assign_coords(
+        underlying=("contract", np.full(n, "FAIL", dtype=object)),
+        ticker=("contract", np.array([f"F{t}" for t in chain["ticker"].values], dtype=object)),
+    )
+    both = xr.concat([failed_chain, chain], dim="contract", data_vars="all", coords="minimal")
+    failed = schema.empty_surface("FAIL", status=schema.SurfaceStatus.FAILED, message="boom")
+    root, run_id = str(tmp_path), storage.new_run_id()
+    chain_uri = storage.write_staged(root, run_id, "chains-00000", both)
+    surfaces_uri = storage.write_staged(
+        root, run_id, "surfaces-00000", schema.stack_surfaces([surface, failed])
+    )
+    fit = FitResult(0, surfaces_uri, chain_uri, [{"contracts": n}, {"contracts": n}])
+    assert fit.contracts == 2 * n
+    monkeypatch.setattr(flows.risk, "RISK_CHUNK", 50)
+    spec = GridSpec((-0.05, 0.0, 0.05), (0.0, 0.01), (0.0, 1.0))
+
+    result = risk_batch(fit, root=root, run_id=run_id, spec=spec)
+
+    assert (result.contracts, result.unpriced) == (2 * n, n)
+    grid = storage.open_staged(result.uri)
+    assert list(grid["ticker"].values) == list(both["ticker"].values)
+    assert grid["price"].dtype == np.float32
+    assert grid["price"].encoding["chunks"] == (50, 3, 2, 2)  # every scenario in a chunk
+    price = grid["price"].sel(spot_shift=0.0, vol_shift=0.0, horizon=0.0).values
+    assert np.isnan(price[:n]).all()
+    # XYZ's contracts at the origin: the model price they were quoted at (zero-width market).
+    mid = chain["bid"].values
+    np.testing.assert_allclose(price[n:], mid, rtol=2e-3, atol=2e-3)
+
+
+def test_contract_chunks__contract_dimension_only() -> None:
+    from flows.risk import contract_chunks
+
+    ds = xr.Dataset(
+        {
+            "price": (("contract", "spot_shift"), np.zeros((10, 3), dtype=np.float32)),
+            "ticker": ("contract", np.array([f"T{i}" for i in range(10)], dtype=object)),
+        },
+        coords={"spot_shift": [-0.1, 0.0, 0.1]},
+    )
+    assert contract_chunks(ds, 4) == {"price": {"chunks": (4, 3)}}
+    assert contract_chunks(ds, 100) == {"price": {"chunks": (10, 3)}}
+
+
+def test_stage_clock_and_summary__timings_in_the_run_summary() -> None:
+    from flows.daily import StageClock, summary_markdown
+    from flows.publish import PublishedRun
+
+    clock = StageClock()
+    first = clock.lap("ingest")
+    second = clock.lap("publish")
+    assert list(clock.seconds) == ["ingest", "publish"]
+    assert min(first, second) >= 0
+    assert clock.total >= first + second - 1e-3
+    run = PublishedRun("20260102T213000Z-abcdef", "/d/runs/x.zarr", "/d", ("chains",), 1, 78)
+    text = summary_markdown(run, [{"status": "ok"}], "end-of-day", {"ingest": 1.25})
+    assert "| stage | seconds |" in text
+    assert "| ingest | 1.2 |" in text
+    assert "/d/runs/x.zarr" in text

@@ -10,7 +10,12 @@ import xarray as xr
 from periscope import schema
 from periscope.errors import InvalidInputError
 from periscope.pricing import black_scholes_greeks, black_scholes_price
-from periscope.risk import chain_sensitivity_grid, sensitivity_grid, surface_volatility
+from periscope.risk import (
+    DEFAULT_SPOT_SHIFTS,
+    chain_sensitivity_grid,
+    sensitivity_grid,
+    surface_volatility,
+)
 
 SPOT = 100.0
 STRIKES = np.array([80.0, 95.0, 100.0, 105.0, 125.0])
@@ -238,3 +243,94 @@ def test_surface_volatility__uses_the_published_essvi_surface_when_present() -> 
     phi = psi / theta
     expected = np.sqrt(theta / 2 * (1 + np.sqrt((phi * k) ** 2 + 1)) / times)
     np.testing.assert_allclose(vol(k, times), expected, rtol=1e-10)
+
+
+def _chain(underlyings: list[str], expiries: np.ndarray, strikes: list[float]) -> xr.Dataset:
+    """A chain with one call and one put per (underlying, expiry, strike), interleaved."""
+    rows = [
+        (name, day, strike, right)
+        for day in expiries
+        for strike in strikes
+        for right in ("call", "put")
+        for name in underlyings
+    ]
+    n = len(rows)
+    return schema.build_chain_dataset(
+        {
+            schema.TICKER: np.array([f"O:{r[0]}{i}" for i, r in enumerate(rows)], dtype=object),
+            schema.UNDERLYING: np.array([r[0] for r in rows], dtype=object),
+            schema.ROOT: np.array([r[0] for r in rows], dtype=object),
+            schema.EXPIRY: np.array([r[1] for r in rows]),
+            schema.SETTLEMENT: np.full(n, "PM", dtype=object),
+            schema.STRIKE: np.array([r[2] for r in rows]),
+            schema.RIGHT: np.array([r[3] for r in rows], dtype=object),
+            schema.EXERCISE_STYLE: np.full(n, "european", dtype=object),
+            schema.SHARES_PER_CONTRACT: np.full(n, 100.0),
+        }
+    )
+
+
+def test_chain_sensitivity_grid__stacked_surfaces_value_each_contract_on_its_own() -> None:
+    times = np.array([0.25, 1.0])
+    xyz = _surface(times, np.array([0.2, 0.3]))
+    abc = _surface(times, np.array([0.4, 0.35]), spot=50.0)
+    abc = abc.assign_coords({schema.UNDERLYING: np.asarray("ABC", dtype=object)})
+    stacked = schema.stack_surfaces([xyz, abc])
+    expiry = xyz[schema.EXPIRY].values
+    # Interleaved underlyings (not one block each) and a name without a surface.
+    chain = _chain(["XYZ", "ABC", "NOSURF"], expiry, [45.0, 55.0, 95.0, 105.0])
+    grid = chain_sensitivity_grid(chain, stacked, dtype=np.float32)
+
+    assert grid["price"].dtype == np.float32
+    assert grid["volatility"].dtype == np.float32
+    assert list(grid[schema.TICKER].values) == list(chain[schema.TICKER].values)
+    names = chain[schema.UNDERLYING].values
+    for name, surface in (("XYZ", xyz), ("ABC", abc)):
+        mine = np.flatnonzero(names == name)
+        alone = chain_sensitivity_grid(chain.isel(contract=mine), surface)
+        for variable in ("price", "delta", "gamma", "vega", "theta", "pnl"):
+            np.testing.assert_allclose(
+                grid[variable].values[mine], alone[variable].values, rtol=2e-6, atol=1e-6
+            )
+        # Stacked: the shifted spot of each contract's own underlying, (contract, spot_shift).
+        spot = float(surface[schema.SPOT])
+        expected = spot * (1.0 + np.array(DEFAULT_SPOT_SHIFTS))
+        np.testing.assert_allclose(alone["shifted_spot"].values, expected)
+        np.testing.assert_allclose(grid["shifted_spot"].values[mine], np.tile(expected, (2 * 8, 1)))
+    missing = names == "NOSURF"
+    assert np.isnan(grid["price"].values[missing]).all()
+    assert np.isnan(grid["time_to_expiry"].values[missing]).all()
+    assert np.isfinite(grid["price"].values[~missing]).all()
+
+
+def test_chain_sensitivity_grid__a_stacked_surface_without_spot_leaves_its_contracts_nan() -> None:
+    times = np.array([0.5])
+    good = _surface(times, np.array([0.2]))
+    failed = _surface(times, np.array([0.2]), spot=np.nan)
+    failed = failed.assign_coords({schema.UNDERLYING: np.asarray("BAD", dtype=object)})
+    chain = _chain(["XYZ", "BAD"], good[schema.EXPIRY].values, [100.0])
+    grid = chain_sensitivity_grid(chain, schema.stack_surfaces([good, failed]))
+    bad = chain[schema.UNDERLYING].values == "BAD"
+    assert np.isnan(grid["price"].values[bad]).all()
+    assert np.isfinite(grid["price"].values[~bad]).all()
+
+
+def test_fill_grid__blocks_of_contracts_give_the_same_grid() -> None:
+    from periscope.risk.grid import GRID_VARIABLES, fill_grid
+
+    shifts = (np.array(DEFAULT_SPOT_SHIFTS), np.array([-0.05, 0.0, 0.05]), np.array([0.0, 7.0]))
+    args = (SPOT, STRIKES, TIMES, CALLS, np.full(5, RATE), np.full(5, CARRY_YIELD), skew)
+    shape = (5, 7, 3, 2)
+    results = []
+    for block in (1, 2, 5, 4096):
+        out = {name: np.full(shape, np.nan, dtype=np.float32) for name in GRID_VARIABLES}
+        vols = np.full((5, 7), np.nan)
+        fill_grid(*args, *shifts, "moneyness", out, vols, block=block)
+        results.append((out, vols))
+    whole = sensitivity_grid(
+        *args, spot_shifts=shifts[0], vol_shifts=shifts[1], horizon_days=shifts[2]
+    )
+    for out, vols in results:
+        np.testing.assert_allclose(vols, whole["volatility"].values, rtol=1e-15)
+        for name in GRID_VARIABLES:
+            np.testing.assert_allclose(out[name], whole[name].values, rtol=1e-6, atol=1e-9)
