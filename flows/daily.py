@@ -23,7 +23,7 @@ from prefect_dask import DaskTaskRunner
 
 from cluster import make_cluster
 from flows.history import update_history
-from flows.ingest import StagedBatch, ingest_chains
+from flows.ingest import StagedBatch, fetch_rate_curve, ingest_chains
 from flows.publish import PublishedRun, apply_retention, publish_run
 from flows.risk import GridSpec, sensitivity_grids
 from flows.source import MarketSource, last_weekday, market_source, resolve_universe
@@ -147,7 +147,8 @@ def pipeline(
         clock.lap("ingest"),
     )
 
-    fits: list[FitResult] = fit_surfaces.submit(staged, root, run_id).result()
+    curve = fetch_rate_curve(source, last_weekday())
+    fits: list[FitResult] = fit_surfaces.submit(staged, root, run_id, curve).result()
     log.info("fitted %d batches in %.1f s", len(fits), clock.lap("fit_surfaces"))
     rows = [row for fit in sorted(fits, key=lambda f: f.index) for row in fit.diagnostics]
     if not any(row["status"] in ("ok", "partial") for row in rows):
@@ -161,6 +162,7 @@ def pipeline(
         "universe": universe,
         "failed": failed,
         "grid": asdict(spec),
+        "rates": "treasury curve" if curve is not None else "put-call parity",
     }
     run: PublishedRun = publish_run.submit(
         root, run_id, fits, risks, meta, storage_options

@@ -7,6 +7,7 @@ The work is plain functions (:func:`fetch_batch`, :func:`ingest_batch`); the Pre
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,14 @@ from prefect import task
 from flows.retry import retry_on_unavailable
 from flows.source import MarketSource
 from periscope import schema, storage
-from periscope.errors import MarketDataRejected, MarketDataUnavailable, PayloadError
+from periscope.errors import (
+    InvalidInputError,
+    MarketDataRejected,
+    MarketDataUnavailable,
+    PayloadError,
+)
 from periscope.marketdata import AsyncMassiveClient, ClientOptions
+from periscope.volatility.rates import ZeroCurve
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +69,28 @@ async def fetch_batch(source: MarketSource, underlyings: list[str]) -> dict[str,
         else:
             out[name] = result
     return out
+
+
+async def _treasury_yields(source: MarketSource, day: dt.date) -> xr.Dataset:
+    options = ClientOptions(requests_per_second=source.requests_per_second, max_concurrency=1)
+    async with AsyncMassiveClient(source.api_key, source.base_url, options=options) as client:
+        # Two weeks back: the latest published yields may be a few days old (holidays).
+        return await client.fetch_treasury_yields(day - dt.timedelta(days=14), day)
+
+
+def fetch_rate_curve(source: MarketSource, day: dt.date) -> ZeroCurve | None:
+    """The day's zero curve from the source's treasury yields, or None when unavailable.
+
+    The surfaces then take each expiry's discount factor from the curve and fit only the forward
+    to put-call parity (much tighter forwards for American chains); without a curve both come
+    from parity, so a missing or rejected yields endpoint degrades accuracy, not the run.
+    """
+    try:
+        yields = asyncio.run(_treasury_yields(source, day))
+        return ZeroCurve.from_treasury_yields(yields, day)
+    except (MarketDataRejected, MarketDataUnavailable, PayloadError, InvalidInputError) as exc:
+        logger.warning("no treasury curve for %s (%s); rates come from put-call parity", day, exc)
+        return None
 
 
 def concat_chains(chains: list[xr.Dataset]) -> xr.Dataset:

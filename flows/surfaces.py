@@ -17,6 +17,7 @@ from prefect import task
 from flows.fanout import fan_out
 from flows.ingest import StagedBatch
 from periscope import schema, storage
+from periscope.volatility.rates import ZeroCurve
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def diagnostics_row(surface: xr.Dataset, contracts: int) -> dict[str, Any]:
     }
 
 
-def fit_one(chain: xr.Dataset, underlying: str) -> xr.Dataset:
+def fit_one(chain: xr.Dataset, underlying: str, rate_curve: ZeroCurve | None = None) -> xr.Dataset:
     """The fitted surface of one underlying; an unexpected error becomes a FAILED surface.
 
     A failure of one name must not sink a batch of hundreds: it is recorded with its message
@@ -85,7 +86,7 @@ def fit_one(chain: xr.Dataset, underlying: str) -> xr.Dataset:
     from periscope.volatility.surface import fit_surface
 
     try:
-        return fit_surface(chain)
+        return fit_surface(chain, rate_curve)
     except Exception as exc:
         logger.exception("surface fit of %s failed", underlying)
         return schema.empty_surface(
@@ -93,14 +94,17 @@ def fit_one(chain: xr.Dataset, underlying: str) -> xr.Dataset:
         )
 
 
-def fit_batch(batch: StagedBatch, *, root: str, run_id: str) -> FitResult:
-    """Fit every underlying of a staged chain batch and stage the stacked surfaces."""
+def fit_batch(
+    batch: StagedBatch, *, root: str, run_id: str, rate_curve: ZeroCurve | None = None
+) -> FitResult:
+    """Fit every underlying of a staged chain batch (discount factors from ``rate_curve`` when
+    given) and stage the stacked surfaces."""
     if batch.uri is None:
         raise ValueError("fit_batch needs a staged batch")
     chain = storage.open_staged(batch.uri).load()
     surfaces, rows = [], []
     for name, sub in split_by_underlying(chain).items():
-        surface = fit_one(sub, name)
+        surface = fit_one(sub, name, rate_curve)
         surfaces.append(surface)
         rows.append(diagnostics_row(surface, int(sub.sizes[schema.CONTRACT])))
     stacked = schema.stack_surfaces(surfaces)
@@ -109,7 +113,9 @@ def fit_batch(batch: StagedBatch, *, root: str, run_id: str) -> FitResult:
 
 
 @task(name="fit-surfaces", cache_result_in_memory=False)
-def fit_surfaces(batches: list[StagedBatch], root: str, run_id: str) -> list[FitResult]:
+def fit_surfaces(
+    batches: list[StagedBatch], root: str, run_id: str, rate_curve: ZeroCurve | None = None
+) -> list[FitResult]:
     """Prefect task: fit the surfaces of every staged batch across the Dask cluster.
 
     The largest batches go first, so that the last ones to finish are small and the workers
@@ -118,4 +124,4 @@ def fit_surfaces(batches: list[StagedBatch], root: str, run_id: str) -> list[Fit
     staged = sorted(
         (batch for batch in batches if batch.uri is not None), key=lambda b: -b.contracts
     )
-    return fan_out(fit_batch, staged, root=root, run_id=run_id)
+    return fan_out(fit_batch, staged, root=root, run_id=run_id, rate_curve=rate_curve)

@@ -58,6 +58,19 @@ class RateCurve:
         t = np.maximum(np.asarray(time_to_expiry, dtype=np.float64), 1e-8) / self.decay
         return np.asarray(self.level + self.slope * (1.0 - np.exp(-t)) / t, dtype=np.float64)
 
+    def par_yield(self, tenor: float) -> float:
+        """The treasury constant-maturity yield (decimal) this curve implies, as published.
+
+        Bond-equivalent, semi-annual: up to a year a bill, ``y = 2 (e^{r/2} - 1)`` (the zero
+        rate re-expressed with semi-annual compounding); beyond, the coupon of a par bond paying
+        twice a year, ``y = 2 (1 - D(T)) / sum_i D(t_i)`` over its coupon dates t_i <= T.
+        """
+        if tenor <= 1.0:
+            return float(2.0 * np.expm1(0.5 * float(self.zero_rate(tenor))))
+        dates = np.arange(tenor, 0.0, -0.5)[::-1]
+        discounts = np.exp(-self.zero_rate(dates) * dates)
+        return float(2.0 * (1.0 - discounts[-1]) / discounts.sum())
+
 
 @dataclass(frozen=True, slots=True)
 class SurfaceTruth:

@@ -359,7 +359,7 @@ class Simulator:
             curve = self.market.rate_curve(day)
             row: dict[str, Any] = {"date": day.isoformat()}
             for name, tenor in TREASURY_TENORS:
-                row[name] = round(float(curve.zero_rate(tenor)) * 100.0, 3)
+                row[name] = round(curve.par_yield(tenor) * 100.0, 3)
             items.append(json.dumps(row, separators=(",", ":")).encode())
         if params.get("sort", "date").endswith(".desc"):
             items.reverse()

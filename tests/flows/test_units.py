@@ -223,3 +223,28 @@ def test_stage_clock_and_summary__timings_in_the_run_summary() -> None:
     assert "| stage | seconds |" in text
     assert "| ingest | 1.2 |" in text
     assert "/d/runs/x.zarr" in text
+
+
+def test_fetch_rate_curve__the_simulated_treasury_curve_or_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from flows.ingest import fetch_rate_curve
+    from flows.source import last_weekday, market_source
+
+    monkeypatch.delenv("MASSIVE_API_KEY", raising=False)
+    monkeypatch.delenv("PERISCOPE_MASSIVE_API_KEY", raising=False)
+    settings = Settings(simulator_days=5)
+    day = last_weekday()
+    with market_source(settings, ["SPY"]) as (source, simulator):
+        assert simulator is not None
+        curve = fetch_rate_curve(source, day)
+        rejected = fetch_rate_curve(replace(source, api_key="wrong-key"), day)
+    assert curve is not None
+    tenors = np.array([0.25, 0.5, 1.0, 2.0])
+    truth = simulator.market.rate_curve(day).zero_rate(tenors)
+    # Par yields are published to the basis point; bootstrapped back to zero rates, they
+    # match the simulator's true curve within a couple of basis points.
+    np.testing.assert_allclose(curve.zero_rate(tenors), truth, atol=2e-4)
+    assert rejected is None  # a 401 degrades the run to parity rates; it does not stop it

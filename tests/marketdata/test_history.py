@@ -52,7 +52,7 @@ def test_fetch_treasury_yields__decimals_by_tenor(client, market):
     assert ds[schema.TREASURY_YIELD].shape == (10, 11)
     curve = market.rate_curve(market.days[0])
     np.testing.assert_allclose(
-        ds[schema.TREASURY_YIELD].sel(tenor=1.0).values[0], curve.zero_rate(1.0), atol=1e-5
+        ds[schema.TREASURY_YIELD].sel(tenor=1.0).values[0], curve.par_yield(1.0), atol=1e-5
     )
 
 
