@@ -54,6 +54,9 @@ def prefect_environment(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "periscope,flows")
+    # Dask's own INFO lines (workers starting, clients closing...) drown the run's story; worker
+    # processes inherit the setting through the environment. Warnings still show.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 
 @contextmanager
@@ -190,9 +193,10 @@ def run(
         "\nOpen it in xarray:\n"
         "  import json, xarray as xr\n"
         f'  run = json.load(open("{settings.data_root.rstrip("/")}/latest.json"))\n'
-        '  surfaces = xr.open_zarr(run["uri"], group="surfaces")   '
-        "# also chains, metrics, risk\n"
-        f"Plot a surface:\n  periscope plot surface {first} --out {first.replace(':', '')}.png"
+        "  # groups: chains, surfaces, metrics, risk\n"
+        '  surfaces = xr.open_zarr(run["uri"], group="surfaces")\n'
+        "Plot a surface:\n"
+        f"  .venv/bin/periscope plot surface {first} --out {first.replace(':', '')}.png"
     )
 
 
