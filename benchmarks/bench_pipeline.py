@@ -235,10 +235,11 @@ def _measure(quick: bool, root: Path) -> str:
             workers = sorted(client.scheduler_info()["workers"])
             worker_pids = [client.run(os.getpid, workers=[w])[w] for w in workers]
             _, server_seconds = _timed(lambda: stack.enter_context(prefect_api()))
-            warm_id, (warm_batch,) = _stage_chains(settings, root, [WARM_NAME], 1)
+            # One staged copy (own run id) per worker: both write their outputs at once.
+            copies = [_stage_chains(settings, root, [WARM_NAME], 1) for _ in workers]
             warm = [
-                client.submit(_warm_worker, warm_batch, str(root), warm_id, workers=[w], pure=False)
-                for w in workers
+                client.submit(_warm_worker, batch, str(root), run, workers=[w], pure=False)
+                for w, (run, (batch,)) in zip(workers, copies, strict=True)
             ]
             warm_seconds, warm_wall = _timed(lambda: client.gather(warm))
             runs = [_run_flow(client, root, _universe(settings, n), worker_pids) for n in sizes]
