@@ -46,18 +46,6 @@ _D_CUTOFF = 8.5
 
 
 @kernel
-def _remaining_dividends_pv(
-    t: float, T: float, r: float, div_t: FloatArray, div_a: FloatArray
-) -> float:
-    """PV at time t of the cash dividends paid in (t, T]: the part of the stock that is not S*."""
-    total = 0.0
-    for k in range(div_t.shape[0]):
-        if t < div_t[k] <= T:
-            total += div_a[k] * math.exp(-r * (div_t[k] - t))
-    return total
-
-
-@kernel
 def _discounted_amounts(r: float, div_t: FloatArray, div_a: FloatArray) -> FloatArray:
     """Each dividend's value at time 0, ``a_k e^{-r t_k}``: with them the PV at any time t is
     ``e^{rt}`` times a sum, one exponential per tree step instead of one per dividend."""
@@ -71,12 +59,21 @@ def _discounted_amounts(r: float, div_t: FloatArray, div_a: FloatArray) -> Float
 def _remaining_pv_from_discounted(
     t: float, T: float, r: float, div_t: FloatArray, div_b: FloatArray
 ) -> float:
-    """`_remaining_dividends_pv` from `_discounted_amounts` (the same value up to rounding)."""
+    """PV at time t of the cash dividends paid in (t, T] (the part of the stock that is not
+    S*), from their `_discounted_amounts` ``div_b``."""
     total = 0.0
     for k in range(div_t.shape[0]):
         if t < div_t[k] <= T:
             total += div_b[k]
     return total * math.exp(r * t) if total != 0.0 else 0.0
+
+
+@kernel
+def _remaining_dividends_pv(
+    t: float, T: float, r: float, div_t: FloatArray, div_a: FloatArray
+) -> float:
+    """`_remaining_pv_from_discounted` from the amounts themselves (off the trees' hot loop)."""
+    return _remaining_pv_from_discounted(t, T, r, div_t, _discounted_amounts(r, div_t, div_a))
 
 
 @kernel
