@@ -6,8 +6,6 @@ SHELL := /bin/bash
 # uv must never download an interpreter: it uses the Python this Makefile finds.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
-# numba's on-disk cache races between Dask worker processes; it stays off unless asked for.
-export PERISCOPE_NUMBA_CACHE ?= 0
 
 # The first Python >= 3.12 on PATH (3.12 preferred: the project is developed on it), else pyenv's.
 PYTHON ?= $(shell \

@@ -5,8 +5,11 @@
   never raise inside a batch.
 - No ``parallel=True``: parallelism comes from Dask workers or from threads over chunks, one level
   at a time.
-- On-disk caching is off by default: several Dask worker processes compiling into one cache
-  directory race. ``PERISCOPE_NUMBA_CACHE=1`` turns it on for a single-process session.
+- Compiled kernels are cached on disk (``periscope._numba_cache``: numba's cache with a
+  cross-process lock, since every Dask worker compiles the same kernels, and a stamp over the
+  whole package, since kernels inline helpers from other modules). Compiling them all takes
+  about a minute per process; a cached process loads them in about a second.
+  ``PERISCOPE_NUMBA_CACHE=0`` turns the cache off.
 - Small scalar helpers used inside kernels' loops are marked with :func:`inline`, which numba
   inlines into each calling kernel (compiled with that kernel's options), because a call to a
   separately compiled function in a loop body stops LLVM's vectorizer.
@@ -31,6 +34,8 @@ import numba
 from numba.core import config as numba_config
 from numba.extending import register_jitable
 
+from periscope._numba_cache import attach_cache
+
 CACHE_ENV_VAR = "PERISCOPE_NUMBA_CACHE"
 
 
@@ -49,13 +54,15 @@ _prefer_full_width_vectors()
 
 
 def cache_enabled() -> bool:
-    """Whether kernels are cached on disk (``PERISCOPE_NUMBA_CACHE`` set to 1/true/yes)."""
-    return os.environ.get(CACHE_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+    """Whether kernels are cached on disk: yes unless ``PERISCOPE_NUMBA_CACHE`` is 0/false/no."""
+    return os.environ.get(CACHE_ENV_VAR, "").strip().lower() not in {"0", "false", "no"}
 
 
 def kernel[F: Callable[..., Any]](function: F) -> F:
     """Compile ``function`` with the project's numba options (see the module docstring)."""
-    dispatcher = numba.njit(function, nogil=True, cache=cache_enabled(), error_model="numpy")
+    dispatcher = numba.njit(function, nogil=True, error_model="numpy")
+    if cache_enabled():
+        attach_cache(dispatcher)
     # A dispatcher is called exactly like the function it compiles.
     return cast(F, dispatcher)
 

@@ -1,4 +1,4 @@
-"""The one numba policy: nogil, numpy error model, on-disk cache only when asked for."""
+"""The one numba policy: nogil, numpy error model, on-disk cache unless turned off."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def test_kernel__compiled_without_the_gil() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("", False), ("0", False), ("1", True), ("yes", True)]
+    ("value", "expected"),
+    [("", True), ("1", True), ("yes", True), ("0", False), ("false", False), ("No", False)],
 )
 def test_cache_enabled__from_environment(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
