@@ -32,6 +32,26 @@ def _machine() -> str:
     )
 
 
+def _replace_sections(sections: list[str], command: str) -> None:
+    """Put freshly run sections into RESULTS.md in place of their namesakes (same ``## `` title),
+    each stamped with the command and date that made it; the other sections stay as they were."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    head, *old = text.split("\n## ")
+    by_title = {part.split("\n", 1)[0]: "## " + part for part in old}
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    for section in sections:
+        title, _, body = section.removeprefix("## ").partition("\n")
+        stamp = (
+            f"\n_Section made by `{command}` on {dt.date.today().isoformat()}: {_machine()}; "
+            f"load average {load}._\n"
+        )
+        by_title[title] = f"## {title}\n{stamp}{body}"
+    parts = [head.rstrip("\n") + "\n"] + [part.rstrip("\n") + "\n" for part in by_title.values()]
+    path.write_text("\n".join(parts))
+    print(f"updated {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"any of: {', '.join(_available())}")
@@ -50,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(section, flush=True)
         sections.append(section)
 
+    if not args.quick and args.names:
+        _replace_sections(sections, f"python -m benchmarks {' '.join(names)}")
     if not args.quick and not args.names:
         command = "make bench"
         header = (
