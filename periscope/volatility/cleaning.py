@@ -130,10 +130,10 @@ class CleaningConfig:
         under Gaussian noise).
     tree_steps
         Leisen-Reimer steps of the trees that de-Americanize quotes (odd; default 101: the
-        premium, a difference of two trees on one lattice, is then within ~0.35 vol bp of an
-        801-step tree's for 99 % of out-of-the-money quotes with a yield, ~1.3 bp with cash
-        dividends, whose American trees are not extrapolated). The forward's rounds before
-        the last use at most 51.
+        premium, a difference of two values on one lattice, is then within ~0.2 vol bp of an
+        801-step tree's for 99 % of out-of-the-money quotes with a yield, where it is
+        Richardson-extrapolated, ~1 bp with cash dividends, where it is not). The forward's
+        rounds before the last use at most 51.
     deamericanize_rounds
         Most fixed-point rounds of a quote's de-Americanization (default 3); a quote stops
         once a round moves its volatility by less than 0.5 bp.

@@ -29,19 +29,25 @@ The premium is wanted to a small fraction of a volatility basis point, not the p
 of a cent, so (measured against 801-step trees on out-of-the-money options, T from a week to two
 years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs/surfaces.md``):
 
-* :data:`DEFAULT_STEPS` = 101 steps. With a yield the American value is Richardson-extrapolated:
-  premium within ~0.04 vol bp in the median and ~0.35 bp at the 99th percentile (201 steps:
-  0.09 bp at the 99th percentile, for 2.3 times the cost). With cash dividends the kernel does
-  not extrapolate: ~0.2 bp in the median and ~1.3 bp at the 99th percentile at two years;
+* :data:`DEFAULT_STEPS` = 101 steps, the American and European values of one lattice in one
+  fused backward induction
+  (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_kernel`). Without cash
+  dividends the premium is Richardson-extrapolated (with the same two values of a 51-step
+  tree): within ~0.01 vol bp in the median and ~0.2 bp at the 99th percentile of 801-step
+  trees, and within 0.23 bp of QuantLib's QdFp American minus the analytic European
+  (``tests/volatility/test_deamericanize.py``). With cash dividends it is not extrapolated
+  (the error is not smooth in the steps): ~0.1-0.2 bp in the median and ~1 bp at the 99th
+  percentile at two years;
 * rounds stop once σ moves by less than :data:`SIGMA_TOLERANCE` (at most ``rounds``): the
   premium's sensitivity to σ is a small share of the option's vega, so one round is enough for
   most out-of-the-money quotes and a second one for those with a real premium (1.4 rounds on
   average; within 0.02 vol bp of the fixed point);
 * no tree where the premium is exactly zero: calls without dividends (no cash dividend before
   expiry, yield ≤ 0) and a rate ≥ 0, puts with a rate ≤ 0 and a yield ≥ 0;
-* the kernel is called directly, once per batch (once per expiry for the ``"cash"`` model
-  without a schedule, whose spread dividends differ by expiry); a warm start
-  (``initial_premium``) saves rounds when the forward moved little.
+* the kernel is called directly, once per batch: each option takes its own dividend schedule
+  (a row of a table), so the ``"cash"`` model without a schedule, whose spread dividends
+  differ by expiry, needs no loop over expiries; a warm start (``initial_premium``) saves
+  rounds when the forward moved little.
 """
 
 from __future__ import annotations
@@ -57,9 +63,9 @@ import xarray as xr
 
 from periscope import schema
 from periscope.errors import InvalidInputError
-from periscope.pricing._kernels.binomial import binomial_kernel
+from periscope.pricing._kernels.binomial import early_exercise_premium_kernel
 from periscope.pricing.binomial import validate_steps
-from periscope.volatility.implied import implied_volatility_black
+from periscope.volatility.implied import _black_iv_flat
 
 __all__ = [
     "CASH_DIVIDENDS",
@@ -185,13 +191,19 @@ def _tree_premiums(
     dividend_yield: FloatArray,
     volatility: FloatArray,
     is_call: BoolArray,
+    schedule: npt.NDArray[np.int64],
     div_t: FloatArray,
     div_a: FloatArray,
+    div_count: npt.NDArray[np.int64],
     steps: int,
 ) -> FloatArray:
-    """American minus European value on the same Leisen-Reimer lattice, one kernel call each.
+    """American minus European value on the same Leisen-Reimer lattice, in one fused kernel call
+    for the whole batch (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_kernel`:
+    one backward induction gives both values; the premium is Richardson-extrapolated without
+    cash dividends). Option ``i`` pays the dividends of row ``schedule[i]`` of ``div_t`` /
+    ``div_a`` (``(rows, width)``, ascending times, ``div_count[row]`` used).
 
-    The kernel is called directly (inputs are already validated, aligned arrays): the wrapper's
+    The kernel is called directly (inputs are already validated, aligned arrays): a wrapper's
     broadcasting and checks cost more than a 101-step tree for the short batches here.
     """
     size = strike.size
@@ -199,16 +211,27 @@ def _tree_premiums(
     def contiguous(values: FloatArray) -> FloatArray:
         return np.ascontiguousarray(values, dtype=np.float64)
 
-    s, k, t = np.full(size, spot), contiguous(strike), contiguous(time_to_expiry)
-    r, q, sigma = contiguous(rate), contiguous(dividend_yield), contiguous(volatility)
-    calls = np.ascontiguousarray(is_call, dtype=np.bool_)
-    american, european = np.empty(size), np.empty(size)
-    delta, gamma, theta = np.empty(size), np.empty(size), np.empty(size)
-    binomial_kernel(s, k, t, r, q, sigma, calls, True, steps, True, False, True, div_t, div_a,
-                    american, delta, gamma, theta)  # fmt: skip
-    binomial_kernel(s, k, t, r, q, sigma, calls, False, steps, True, False, False, div_t, div_a,
-                    european, delta, gamma, theta)  # fmt: skip
-    return np.maximum(american - european, 0.0)
+    out = np.empty(size)
+    early_exercise_premium_kernel(
+        np.full(size, float(spot)), contiguous(strike), contiguous(time_to_expiry),
+        contiguous(rate), contiguous(dividend_yield), contiguous(volatility),
+        np.ascontiguousarray(is_call, dtype=np.bool_),
+        np.ascontiguousarray(schedule, dtype=np.int64), np.ascontiguousarray(div_t, np.float64),
+        np.ascontiguousarray(div_a, np.float64), np.ascontiguousarray(div_count, np.int64),
+        int(steps), True, out,
+    )  # fmt: skip
+    return np.maximum(out, 0.0)
+
+
+def _one_schedule(
+    div_t: FloatArray, div_a: FloatArray
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """A single dividend schedule (possibly empty) as the kernel's one-row tables."""
+    width = max(div_t.size, 1)
+    times, amounts = np.zeros((1, width)), np.zeros((1, width))
+    times[0, : div_t.size] = div_t
+    amounts[0, : div_a.size] = div_a
+    return times, amounts, np.array([div_t.size], dtype=np.int64)
 
 
 def _known_pv(schedule: FloatArray, time_to_expiry: FloatArray, rate: FloatArray) -> FloatArray:
@@ -272,10 +295,10 @@ def early_exercise_premium(
         paying = known > 0
         tree = _needs_tree(is_call, rate, residual, paying)
         if tree.any():
+            tables = _one_schedule(dividends[:, 0], dividends[:, 1])
             out[tree] = _tree_premiums(
                 spot, strike[tree], t[tree], rate[tree], residual[tree], volatility[tree],
-                is_call[tree], np.ascontiguousarray(dividends[:, 0]),
-                np.ascontiguousarray(dividends[:, 1]), steps,
+                is_call[tree], np.zeros(int(tree.sum()), dtype=np.int64), *tables, steps,
             )  # fmt: skip
         return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
     if dividend_model == "yield":
@@ -285,13 +308,14 @@ def early_exercise_premium(
         if tree.any():
             out[tree] = _tree_premiums(
                 spot, strike[tree], t[tree], rate[tree], yield_[tree], volatility[tree],
-                is_call[tree], no_dividends, no_dividends, steps,
+                is_call[tree], np.zeros(int(tree.sum()), dtype=np.int64),
+                *_one_schedule(no_dividends, no_dividends), steps,
             )  # fmt: skip
         return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
     # Cash dividends known only by their PV to each expiry: spread it evenly over the option's
     # life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so that the
-    # escrowed tree on S - PV has the Black volatility of the forward. One kernel call per
-    # expiry, whose schedule is its own.
+    # escrowed tree on S - PV has the Black volatility of the forward. Each expiry has its own
+    # schedule (a row of the kernel's tables); one kernel call for all.
     expiries, first, inverse = np.unique(t, return_index=True, return_inverse=True)
     group_pv, group_rate = dividend_pv[first], rate[first]
     paying = group_pv > 0.0
@@ -299,22 +323,19 @@ def early_exercise_premium(
         # A forward above S e^{rT} (negative dividends, borrow cost): a negative yield.
         group_yield = np.where(paying, 0.0, -np.log1p(-group_pv / spot) / expiries)
     option_yield = group_yield[inverse]
-    members = np.flatnonzero(_needs_tree(is_call, rate, option_yield, paying[inverse]))
-    members = members[np.argsort(inverse[members], kind="stable")]
-    bounds = np.searchsorted(inverse[members], np.arange(expiries.size + 1))
-    midpoints = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
-    for j in np.flatnonzero(np.diff(bounds) > 0).tolist():
-        chosen = members[bounds[j] : bounds[j + 1]]
-        expiry, pv, r = float(expiries[j]), float(group_pv[j]), float(group_rate[j])
-        if not (np.isfinite(pv) and np.isfinite(r) and np.isfinite(expiry)):
-            continue
-        div_t = div_a = no_dividends
-        if paying[j]:
-            div_t = midpoints * expiry
-            div_a = np.full(CASH_DIVIDENDS, pv / float(np.exp(-r * div_t).sum()))
-        out[chosen] = _tree_premiums(
-            spot, strike[chosen], t[chosen], rate[chosen], option_yield[chosen],
-            volatility[chosen], is_call[chosen], div_t, div_a, steps,
+    usable = np.isfinite(group_pv) & np.isfinite(group_rate) & np.isfinite(expiries)
+    tree = _needs_tree(is_call, rate, option_yield, paying[inverse]) & usable[inverse]
+    if tree.any():
+        midpoints = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
+        div_t = midpoints[None, :] * expiries[:, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
+        div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
+        div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
+        out[tree] = _tree_premiums(
+            spot, strike[tree], t[tree], rate[tree], option_yield[tree], volatility[tree],
+            is_call[tree], inverse[tree].astype(np.int64), np.nan_to_num(div_t),
+            np.nan_to_num(div_a), div_count, steps,
         )  # fmt: skip
     return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
 
@@ -398,9 +419,16 @@ def european_equivalent(
     spot or more (a forward inconsistent with the spot) falls back to the yield model.
     """
     validate_steps(steps, "leisen_reimer", 1)
-    price = np.asarray(price, dtype=np.float64)
-    t = np.maximum(np.asarray(time_to_expiry, dtype=np.float64), 1e-12)
-    discount_factor = np.asarray(discount_factor, dtype=np.float64)
+    arrays = np.broadcast_arrays(
+        np.asarray(price, dtype=np.float64), np.asarray(strike, dtype=np.float64),
+        np.asarray(time_to_expiry, dtype=np.float64), np.asarray(forward, dtype=np.float64),
+        np.asarray(discount_factor, dtype=np.float64), np.asarray(is_call, dtype=np.bool_),
+    )  # fmt: skip
+    price, strike, t, forward, discount_factor = (
+        np.ascontiguousarray(a.ravel(), dtype=np.float64) for a in arrays[:5]
+    )
+    is_call = np.ascontiguousarray(arrays[5].ravel())
+    t = np.maximum(t, 1e-12)
     rate = -np.log(discount_factor) / t
     dividend_pv = spot - forward * discount_factor
     model: DividendModel = dividend_model
@@ -415,15 +443,15 @@ def european_equivalent(
     premium = np.zeros_like(price)
     if initial_premium is not None:
         premium = np.nan_to_num(np.asarray(initial_premium, dtype=np.float64), nan=0.0)
-    sigma = implied_volatility_black(price - premium, forward, strike, t, discount_factor, is_call)
+    sigma = _black_iv_flat(price - premium, forward, strike, t, discount_factor, is_call)[0]
     if initial_premium is not None:  # a stale premium may leave no volatility: start afresh
         lost = ~np.isfinite(sigma)
         if lost.any():
             premium[lost] = 0.0
-            sigma[lost] = implied_volatility_black(
+            sigma[lost] = _black_iv_flat(
                 price[lost], forward[lost], strike[lost], t[lost], discount_factor[lost],
                 is_call[lost],
-            )  # fmt: skip
+            )[0]  # fmt: skip
     result = np.where(np.isfinite(sigma), premium, np.nan)
     active = np.isfinite(sigma)
     for _ in range(rounds):
@@ -434,10 +462,10 @@ def european_equivalent(
             spot, strike[todo], t[todo], rate[todo], dividend_pv[todo], sigma[todo],
             is_call[todo], dividend_model=model, dividends=schedule, steps=steps,
         )  # fmt: skip
-        updated = implied_volatility_black(
+        updated = _black_iv_flat(
             price[todo] - result[todo], forward[todo], strike[todo], t[todo],
             discount_factor[todo], is_call[todo],
-        )  # fmt: skip
+        )[0]  # fmt: skip
         with np.errstate(invalid="ignore"):
             moving = np.isfinite(updated) & (np.abs(updated - sigma[todo]) >= tolerance)
         sigma[todo] = np.where(np.isfinite(updated), updated, sigma[todo])

@@ -41,7 +41,7 @@ Between and beyond the expiries (:meth:`EssviSurface.slice_parameters`):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,6 +283,21 @@ class EssviSurface:
         x = psi * k
         root = np.sqrt(x * x + 2.0 * theta * eta * k + theta * theta)
         return np.asarray(0.5 * (theta + eta * k + root), dtype=np.float64)
+
+    def _smiles_at(self, time_to_expiry: FloatArray) -> Callable[[FloatArray], FloatArray]:
+        """``k -> w(k, t)`` for fixed times (``k`` of the shape of ``time_to_expiry``): the
+        slice parameters are interpolated once, for solvers that evaluate many ``k`` at the
+        same times (:func:`periscope.volatility.metrics.log_moneyness_at_delta`)."""
+        theta, rho, psi = self.slice_parameters(time_to_expiry)
+        eta = rho * psi
+        theta_squared = theta * theta
+
+        def total_variance(k: FloatArray) -> FloatArray:
+            x = psi * k
+            root = np.sqrt(x * x + 2.0 * theta * eta * k + theta_squared)
+            return np.asarray(0.5 * (theta + eta * k + root), dtype=np.float64)
+
+        return total_variance
 
     def implied_volatility(
         self, log_moneyness: npt.ArrayLike, time_to_expiry: npt.ArrayLike

@@ -182,6 +182,31 @@ def implied_volatility_black(
     return vol_out
 
 
+def _black_iv_flat(
+    price: FloatArray,
+    forward: FloatArray,
+    strike: FloatArray,
+    time_to_expiry: FloatArray,
+    discount_factor: FloatArray,
+    is_call: npt.NDArray[np.bool_],
+) -> tuple[FloatArray, StatusArray]:
+    """:func:`implied_volatility_black` on aligned 1-D arrays of one length, without the
+    validation and broadcasting (for internal loops that call it many times on arrays they
+    built themselves): ``(volatility, status)``."""
+    size = price.shape[0]
+    volatility = np.empty(size, dtype=np.float64)
+    status = np.empty(size, dtype=np.int8)
+
+    def flat(values: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(values, dtype=np.float64)
+
+    _k.implied_volatility_black_kernel(
+        flat(price), flat(forward), flat(strike), flat(time_to_expiry), flat(discount_factor),
+        np.ascontiguousarray(is_call, dtype=np.bool_), volatility, status,
+    )  # fmt: skip
+    return volatility, status
+
+
 @overload
 def implied_volatility(
     price: npt.ArrayLike,

@@ -18,7 +18,8 @@ surface was fitted. Conventions (``docs/surfaces.md``):
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,15 @@ class TotalVarianceSurface(Protocol):
 def _w(surface: TotalVarianceSurface, k: FloatArray, t: FloatArray) -> FloatArray:
     k, t = np.broadcast_arrays(np.asarray(k, dtype=np.float64), np.asarray(t, dtype=np.float64))
     return np.asarray(surface.total_variance(k, t), dtype=np.float64).reshape(k.shape)
+
+
+def _smiles_at(surface: TotalVarianceSurface, t: FloatArray) -> Callable[[FloatArray], FloatArray]:
+    """``k -> w(k, t)`` at fixed times: the surface's own ``_smiles_at`` when it has one (the
+    eSSVI surface interpolates its slice parameters once), else ``total_variance`` each call."""
+    frozen = getattr(surface, "_smiles_at", None)
+    if frozen is not None:
+        return cast(Callable[[FloatArray], FloatArray], frozen(t))
+    return lambda k: _w(surface, k, t)
 
 
 def atm_implied_volatility(
@@ -111,15 +121,16 @@ def log_moneyness_at_delta(
     target = ndtri(np.where(valid, delta, 0.5))
 
     t2, target2 = np.concatenate([t, t]), np.concatenate([target, target])
+    smiles, smiles2 = _smiles_at(surface, t), _smiles_at(surface, t2)
 
     def residual(k: FloatArray) -> FloatArray:
         # k has one or two (k and k + h, in one surface call) values per element.
         doubled = k.size != t.size
-        w = np.maximum(_w(surface, k, t2 if doubled else t), 1e-300)
+        w = np.maximum((smiles2 if doubled else smiles)(k), 1e-300)
         goal = target2 if doubled else target
         return np.asarray((-k + 0.5 * w) / np.sqrt(w) - goal, dtype=np.float64)
 
-    w0 = np.maximum(_w(surface, np.zeros_like(t), t), 1e-300)
+    w0 = np.maximum(smiles(np.zeros_like(t)), 1e-300)
     k = 0.5 * w0 - target * np.sqrt(w0)  # the flat-smile answer
     # A bracket [lo, hi] with residual(lo) > 0 > residual(hi), widened from the flat answer.
     width = np.maximum(np.sqrt(w0), 1e-4)

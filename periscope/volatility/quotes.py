@@ -70,7 +70,7 @@ from periscope.volatility.forwards import (
     parity_forwards,
     smooth_rates,
 )
-from periscope.volatility.implied import implied_volatility_black
+from periscope.volatility.implied import _black_iv_flat
 from periscope.volatility.rates import ZeroCurve
 from periscope.volatility.smile import SmileQuotes
 from periscope.volatility.status import IVStatus
@@ -538,19 +538,22 @@ def prepare_smiles(
         )  # fmt: skip
     solve = (priced & ~deam) | invert
     if solve.any():
-        args = (
-            contract_forward[solve], strike[solve], time_to_expiry[solve],
-            contract_discount[solve], is_call[solve],
-        )  # fmt: skip
-        iv_mid[solve], iv_status[solve] = implied_volatility_black(
-            european_mid[solve], *args, return_status=True
-        )
+        # Mid, bid and ask in one pass of the solver (the same contracts three times).
+        m = int(solve.sum())
         premium = np.nan_to_num(shift[solve], nan=0.0)
         with np.errstate(invalid="ignore"):
-            iv_bid[solve] = implied_volatility_black(
-                np.where(bid[solve] > 0, bid[solve] - premium, np.nan), *args
-            )
-            iv_ask[solve] = implied_volatility_black(ask[solve] - premium, *args)
+            prices = np.concatenate([
+                european_mid[solve],
+                np.where(bid[solve] > 0, bid[solve] - premium, np.nan),
+                ask[solve] - premium,
+            ])  # fmt: skip
+        vols, codes = _black_iv_flat(
+            prices, np.tile(contract_forward[solve], 3), np.tile(strike[solve], 3),
+            np.tile(time_to_expiry[solve], 3), np.tile(contract_discount[solve], 3),
+            np.tile(is_call[solve], 3),
+        )  # fmt: skip
+        iv_mid[solve], iv_status[solve] = vols[:m], codes[:m]
+        iv_bid[solve], iv_ask[solve] = vols[m : 2 * m], vols[2 * m :]
     candidate = flags == 0
     failed = candidate & ~(np.isfinite(iv_mid) & (iv_mid > 0))
     below = failed & (iv_status == IVStatus.BELOW_INTRINSIC)

@@ -77,7 +77,11 @@ def _check_chain(chain: object) -> str:
             f"fit_surface needs a chain Dataset, got {type(chain).__name__}", argument="chain"
         )
     schema.validate_chain(chain)
-    names = sorted({str(x) for x in chain[schema.UNDERLYING].values.tolist()})
+    values = np.asarray(chain[schema.UNDERLYING].values)
+    if values.size and bool((values == values[0]).all()):  # the usual case, without sorting
+        names = [str(values[0])]
+    else:
+        names = sorted({str(x) for x in values.tolist()})
     if len(names) > 1:
         raise InvalidInputError(
             f"fit_surface takes one underlying's chain, got {len(names)}: {names[:5]}",

@@ -122,8 +122,8 @@ def test_implied_volatility_american__round_trip_property(
     # demand more than the tolerance gives.
     if abs(float(iv) - vol) <= 2e-9:
         return
-    # Otherwise the price must be flat in σ (deep ITM American at exercise): any σ up to the true
-    # one reproduces it.
+    # Otherwise the price must be flat in σ to rounding (deep ITM American at or near exercise):
+    # the σ found reproduces it. (It may sit on either side of the true one: at moneyness 0.8125,
+    # σ 0.0625, T 0.5 a call's price moves by 1.5e-12 between σ and σ + 1.6e-8.)
     repriced = binomial_price(100, strike, T, 0.04, 0.02, float(iv), call, steps=101)
-    assert float(iv) < vol
     assert repriced == pytest.approx(price, rel=1e-12, abs=1e-12)
