@@ -41,10 +41,44 @@ from periscope.settings import Settings
 
 QUICK_UNIVERSE = 3
 FULL_UNIVERSES = (8, 500)
+# Universe sizes of the end-to-end runs instead of the above, comma-separated ("100,500").
+SIZES_ENV = "PERISCOPE_BENCH_PIPELINE_SIZES"
 QUICK_SCALING = 6
 FULL_SCALING = 48
 STAGES = ("ingest", "fit_surfaces", "sensitivity_grids", "publish", "history")
-WARM_NAME = "KO"  # a small chain: compiling, not computing, is what the warm-up is for
+SCALING_RANGE = 5_000  # contracts per grid range in the scaling runs (about 12 ranges)
+WARM_NAME = "KO"
+# Contracts a synthetic name lists (the issue's universe: 500 names x about 2,000 contracts).
+SYNTHETIC_CONTRACTS = 2_000  # a small chain: compiling, not computing, is what the warm-up is for
+
+
+# -- the universe's chain size ------------------------------------------------------------------
+@contextlib.contextmanager
+def _chain_size(contracts: int) -> Iterator[bool]:
+    """Synthetic names of the simulated market list about ``contracts`` contracts each, in this
+    process (where the flow starts the simulator); False if the simulator has no such knob.
+
+    The pipeline's settings have no field for it (it is a load-test knob of the simulator,
+    ``SimulationConfig.synthetic_contracts``), so the bench wraps the flow's market config.
+    """
+    import dataclasses
+
+    import flows.source
+    from periscope.simulator import SimulationConfig
+
+    if "synthetic_contracts" not in {f.name for f in dataclasses.fields(SimulationConfig)}:
+        yield False
+        return
+    original = flows.source.simulation_config
+
+    def sized(*args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(original(*args, **kwargs), synthetic_contracts=contracts)
+
+    flows.source.simulation_config = sized
+    try:
+        yield True
+    finally:
+        flows.source.simulation_config = original
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -103,13 +137,37 @@ def _timed[T](function: Callable[[], T]) -> tuple[T, float]:
 
 def _warm_worker(staged: Any, root: str, run_id: str) -> float:
     """On one worker: fit and grid one small staged chain (compiles every kernel); seconds."""
-    from flows.risk import risk_batch
+    from flows.risk import grid_range, lay_out_groups, plan_ranges
     from flows.surfaces import fit_batch
 
     start = time.perf_counter()
     fit = fit_batch(staged, root=root, run_id=run_id)
-    risk_batch(fit, root=root, run_id=run_id, spec=_spec(Settings()))
+    spec = _spec(Settings())
+    ranges = plan_ranges([fit])
+    lay_out_groups(ranges, root, run_id, spec)
+    for part in ranges:
+        grid_range(part, root=root, run_id=run_id, spec=spec)
     return time.perf_counter() - start
+
+
+def _grids(
+    ranges: list[Any], root: str, run_id: str, spec: Any, client: Any, pool: list[str]
+) -> None:
+    """The sensitivity-grid stage as the flow runs it, on the workers of ``pool``."""
+    from flows.risk import grid_range, lay_out_groups
+    from periscope import storage
+
+    arrays = client.submit(
+        lay_out_groups, ranges, root, run_id, spec, workers=pool, pure=False
+    ).result()
+    ordered = sorted(ranges, key=lambda r: -r.contracts)
+    client.gather(
+        client.map(
+            grid_range, ordered, root=root, run_id=run_id, spec=spec, workers=pool, pure=False
+        )
+    )
+    for group, count in arrays.items():
+        storage.finish_group(root, run_id, group, count)
 
 
 def _stage_chains(
@@ -176,7 +234,7 @@ def _scaling(
     client: Any, settings: Settings, root: Path, names: list[str], workers: list[str]
 ) -> list[tuple[int, float, float]]:
     """(workers, fit seconds, grid seconds) of the compute stages on staged chains."""
-    from flows.risk import risk_batch
+    from flows.risk import plan_ranges
     from flows.surfaces import fit_batch
 
     # Batches of two names: many batches per worker, as in a large universe.
@@ -191,17 +249,11 @@ def _scaling(
                 )
             )
         )
+        # Ranges as many as a million-contract run has per worker (the flow's are 40,000).
+        ranges = plan_ranges(fits, SCALING_RANGE)
         _, grid_seconds = _timed(
-            lambda pool=pool, fits=fits: client.gather(
-                client.map(
-                    risk_batch,
-                    fits,
-                    root=str(root),
-                    run_id=run_id,
-                    spec=_spec(settings),
-                    workers=pool,
-                    pure=False,
-                )
+            lambda pool=pool, ranges=ranges: _grids(
+                ranges, str(root), run_id, _spec(settings), client, pool
             )
         )
         rows.append((len(pool), fit_seconds, grid_seconds))
@@ -227,10 +279,17 @@ def _measure(quick: bool, root: Path) -> str:
 
         prefect_environment(settings)
         sizes = (QUICK_UNIVERSE,) if quick else FULL_UNIVERSES
+        if os.environ.get(SIZES_ENV):  # e.g. "100" while developing
+            sizes = tuple(int(n) for n in os.environ[SIZES_ENV].split(","))
         scaling_size = QUICK_SCALING if quick else FULL_SCALING
         cluster, cluster_seconds = _timed(lambda: make_cluster(settings))
         assert not isinstance(cluster, str)
-        with cluster, Client(cluster) as client, contextlib.ExitStack() as stack:
+        with (
+            cluster,
+            Client(cluster) as client,
+            contextlib.ExitStack() as stack,
+            _chain_size(SYNTHETIC_CONTRACTS) as sized,
+        ):
             os.environ["PERISCOPE_DASK_ADDRESS"] = cluster.scheduler_address
             workers = sorted(client.scheduler_info()["workers"])
             worker_pids = [client.run(os.getpid, workers=[w])[w] for w in workers]
@@ -256,6 +315,7 @@ def _measure(quick: bool, root: Path) -> str:
             "warm_wall": warm_wall,
             "warm": warm_seconds,
         },
+        sized=sized,
         load=(load_before, load_after),
     )
 
@@ -268,6 +328,7 @@ def _report(
     *,
     cold: dict[str, Any],
     load: tuple[tuple[float, ...], tuple[float, ...]],
+    sized: bool = False,
 ) -> str:
     heads = " | ".join(f"{r['names']} names" for r in runs)
     lines = [
@@ -283,6 +344,13 @@ def _report(
         f"fit and pricing kernels; one small chain) {cold['warm_wall']:.1f} s wall "
         f"({', '.join(f'{s:.1f}' for s in cold['warm'])} s per worker). The runs below are on "
         "the warm cluster; `periscope run` adds these to its first run.",
+        "",
+        (
+            f"Chains: the simulator's 20 default names as listed, every synthetic name about "
+            f"{SYNTHETIC_CONTRACTS:,} contracts (`SimulationConfig.synthetic_contracts`)."
+            if sized
+            else "Chains: as the simulator lists them (it has no chain-size knob here)."
+        ),
         "",
         f"| stage (wall s) | {heads} |",
         "| --- |" + " ---: |" * len(runs),

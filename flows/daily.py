@@ -25,7 +25,7 @@ from cluster import make_cluster
 from flows.history import update_history
 from flows.ingest import StagedBatch, fetch_rate_curve, ingest_chains
 from flows.publish import PublishedRun, apply_retention, publish_run
-from flows.risk import GridSpec, sensitivity_grids
+from flows.risk import GridSpec, GridsResult, sensitivity_grids
 from flows.source import MarketSource, last_weekday, market_source, resolve_universe
 from flows.surfaces import FitResult, fit_surfaces
 from periscope.errors import PeriscopeError
@@ -153,8 +153,14 @@ def pipeline(
     rows = [row for fit in sorted(fits, key=lambda f: f.index) for row in fit.diagnostics]
     if not any(row["status"] in ("ok", "partial") for row in rows):
         raise PipelineError("no surface could be fitted; nothing to publish")
-    risks = sensitivity_grids.submit(fits, root, run_id, spec).result()
-    log.info("sensitivity grids in %.1f s", clock.lap("sensitivity_grids"))
+    grids: GridsResult = sensitivity_grids.submit(
+        fits, root, run_id, spec, storage_options
+    ).result()
+    log.info(
+        "chains and sensitivity grids of %d contracts in %.1f s",
+        grids.contracts,
+        clock.lap("sensitivity_grids"),
+    )
 
     meta = {
         "kind": kind,
@@ -165,7 +171,7 @@ def pipeline(
         "rates": "treasury curve" if curve is not None else "put-call parity",
     }
     run: PublishedRun = publish_run.submit(
-        root, run_id, fits, risks, meta, storage_options
+        root, run_id, fits, grids, meta, storage_options
     ).result()
     log.info("published %s in %.1f s", run.uri, clock.lap("publish"))
     written = update_history.submit(root, run_id, source, last_weekday(), storage_options).result()

@@ -1,9 +1,10 @@
-"""Assemble a run's groups from its staged batches, then publish it (``latest.json`` moves last).
+"""Write a run's small groups, then publish it (``latest.json`` moves last).
 
-Groups written: ``chains`` (every contract), ``surfaces`` (stacked per underlying), ``metrics``
-(the per-tenor and per-underlying numbers, plus IV rank and percentile against history) and
-``risk`` (the sensitivity grids). Large groups are concatenated lazily from the staged stores
-and written chunk by chunk, so the assembling worker never holds a whole 1M-contract grid.
+The large, contract-indexed groups ``chains`` and ``risk`` are already in the run store: the
+sensitivity-grid ranges wrote them in place (:mod:`flows.risk`). Publishing adds ``surfaces``
+(stacked per underlying) and ``metrics`` (the per-tenor and per-underlying numbers, plus IV rank
+and percentile against history), then checks every group complete (marker and every chunk),
+consolidates, re-reads, seals the run and moves the pointer (:func:`periscope.storage.publish`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import xarray as xr
 from prefect import task
 
 from flows.history import rank_against_history
-from flows.risk import RISK_CHUNK, RISK_COMPRESSORS, RiskResult, contract_chunks
+from flows.risk import GridsResult
 from flows.surfaces import FitResult
 from periscope import schema, storage
 
 logger = logging.getLogger(__name__)
 
-# Contracts per Zarr chunk of the chains group (a few MB per variable); the risk group's is
-# RISK_CHUNK (flows.risk), the chunking its batches are staged with.
-CONTRACT_CHUNK = 250_000
 # Surface variables that make up the metrics group: per tenor, per delta and per underlying.
 METRIC_VARIABLES = (
     schema.SPOT,
@@ -85,76 +83,30 @@ def metrics_of(surfaces: xr.Dataset) -> xr.Dataset:
     )
 
 
-def _as_dask(part: xr.Dataset, dim: str, token: str) -> xr.Dataset:
-    """Numeric variables along ``dim`` as Dask arrays (streamed when written); everything else,
-    strings above all (Zarr cannot stream object dtype), loaded into memory.
-
-    ``token`` (the staged URI) names the Dask arrays: without it Dask would hash every array's
-    content to name it, seconds per group at scale for nothing (a staged store does not change
-    while the run is assembled).
-    """
-    out = part.copy()
-    for name, variable in part.variables.items():
-        if variable.dtype.kind != "O" and dim in variable.dims and name in part.data_vars:
-            out[name] = part[name].chunk({dim: -1}, token=f"{token}/{name}")
-        elif name in part.data_vars:
-            out[name] = part[name].load()
-        else:
-            out[name].load()
-    return out
-
-
-def _lazy_concat(uris: list[str], dim: str, chunk: int) -> xr.Dataset:
-    """The staged datasets of ``uris`` along ``dim``, numeric variables as Dask arrays in
-    uniform chunks (one Zarr chunk per Dask chunk), so writing streams chunk by chunk."""
-    parts = [_as_dask(storage.open_staged(uri), dim, uri) for uri in uris]
-    combined = parts[0] if len(parts) == 1 else xr.concat(
-        parts, dim=dim, data_vars="all", coords="different", compat="equals",
-        combine_attrs="drop_conflicts",
-    )  # fmt: skip
-    size = min(chunk, max(1, combined.sizes[dim]))
-    numeric = {
-        name: combined[name].chunk({dim: size})
-        for name in combined.data_vars
-        if combined[name].dtype.kind != "O" and dim in combined[name].dims
-    }
-    return combined.assign(numeric)
-
-
 def assemble_and_publish(
     root: str,
     run_id: str,
     fits: list[FitResult],
-    risks: list[RiskResult],
+    grids: GridsResult,
     *,
     meta: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
 ) -> PublishedRun:
-    """Write every group of the run from its staged batches and publish it."""
+    """Write the run's surfaces and metrics next to its chains and grids, and publish it."""
     fits = sorted(fits, key=lambda fit: fit.index)
     if not fits:
         raise ValueError(f"run {run_id} has no surfaces to publish")
-    chains = _lazy_concat([fit.chain_uri for fit in fits], schema.CONTRACT, CONTRACT_CHUNK)
-    storage.write_group(root, run_id, "chains", chains, storage_options=storage_options)
-    surfaces = stack_batches([storage.open_staged(fit.uri).load() for fit in fits])
+    surfaces = stack_batches(
+        [storage.open_staged(fit.uri, storage_options=storage_options).load() for fit in fits]
+    )
     storage.write_group(root, run_id, "surfaces", surfaces, storage_options=storage_options)
     metrics = rank_against_history(root, metrics_of(surfaces), storage_options=storage_options)
     storage.write_group(root, run_id, "metrics", metrics, storage_options=storage_options)
-    risk_uris = [r.uri for r in sorted(risks, key=lambda r: r.index) if r.uri is not None]
-    if risk_uris:
-        risk = _lazy_concat(risk_uris, schema.CONTRACT, RISK_CHUNK)
-        storage.write_group(
-            root,
-            run_id,
-            "risk",
-            risk,
-            storage_options=storage_options,
-            encoding=contract_chunks(risk, RISK_CHUNK, RISK_COMPRESSORS),
-        )
-    contracts = int(chains.sizes[schema.CONTRACT])
+    underlyings = int(surfaces.sizes[schema.UNDERLYING])
     full_meta = meta | {
-        "underlyings": int(surfaces.sizes[schema.UNDERLYING]),
-        "contracts": contracts,
+        "underlyings": underlyings,
+        "contracts": grids.contracts,
+        "unpriced_contracts": grids.unpriced,
     }
     info = storage.publish(root, run_id, meta=full_meta, storage_options=storage_options)
     logger.info("published run %s at %s", run_id, info.uri)
@@ -163,8 +115,8 @@ def assemble_and_publish(
         uri=info.uri,
         root=root,
         groups=tuple(info.groups),
-        underlyings=int(surfaces.sizes[schema.UNDERLYING]),
-        contracts=contracts,
+        underlyings=underlyings,
+        contracts=grids.contracts,
         meta=full_meta,
     )
 
@@ -174,13 +126,13 @@ def publish_run(
     root: str,
     run_id: str,
     fits: list[FitResult],
-    risks: list[RiskResult],
+    grids: GridsResult,
     meta: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
 ) -> PublishedRun:
-    """Prefect task: assemble the run's groups and move ``latest.json`` to it."""
+    """Prefect task: write the run's small groups and move ``latest.json`` to it."""
     return assemble_and_publish(
-        root, run_id, fits, risks, meta=meta, storage_options=storage_options
+        root, run_id, fits, grids, meta=meta, storage_options=storage_options
     )
 
 

@@ -1,21 +1,27 @@
-"""Risk: the sensitivity grid of every listed contract, batch by batch.
+"""Risk: the sensitivity grid of every listed contract, written straight into the run.
 
-:func:`risk_batch` runs on a Dask worker: it opens a batch's staged chains and surfaces by URI,
-computes :func:`periscope.risk.chain_sensitivity_grid` of the whole batch against the stacked
-surfaces in one call (each contract on its own underlying's surface; names without a usable
-surface stay NaN, so the grid lines up contract for contract with the chains) and stages it as
-float32: the grid is a scenario view, not a book of record, and float32 halves the run's size.
+The run's two contract-indexed groups, ``chains`` and ``risk``, line up contract for contract
+(the staged chain batches in batch order). :func:`sensitivity_grids` lays both groups out in
+the run store at their final size (:func:`periscope.storage.create_group`), cuts the contracts
+into ranges of :data:`RANGE_CONTRACTS` (whole Zarr chunks of both groups) and fans the ranges
+out over the Dask cluster. :func:`grid_range`, on a worker, reads its contracts from the staged
+chains (a range may span two batches), computes their grid with
+:func:`periscope.risk.chain_sensitivity_grid` (each contract on its own underlying's surface;
+names without a usable surface stay NaN rows) and writes its rows of both groups in place
+(:func:`periscope.storage.write_region`); the groups are marked written only when every range
+is. Nothing is staged and nothing is copied again at publish time: each contract's grid is
+written once, in float32 (a scenario view, not a book of record; float32 halves the run).
 
-Size: contracts x scenarios x 6 variables x 4 bytes; the default 7 x 3 x 3 = 63 scenarios make
-1.5 KB a contract, 1.5 GB for 1 million contracts. Each batch is priced in blocks of contracts
-(:data:`periscope.risk.grid.BLOCK_CONTRACTS`) and stored in Zarr chunks of :data:`RISK_CHUNK`
-contracts with every scenario of a contract in one chunk (what a reader of a few contracts, and
-the run's assembly, want).
+Ranges are equal (the last is shorter), so the workers finish together, and disjoint in whole
+chunks, so parallel writers never share a chunk. Size: contracts x scenarios x 6 variables x 4
+bytes; the default 7 x 3 x 3 = 63 scenarios make 1.5 KB a contract, 1.5 GB for 1 million
+contracts, of which a worker holds one range's (60 MB for 40,000 contracts) at a time.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +39,12 @@ logger = logging.getLogger(__name__)
 
 # Contracts per Zarr chunk of the grid: 20,000 x 63 scenarios x 4 bytes = 5 MB a chunk.
 RISK_CHUNK = 20_000
+# Contracts per Zarr chunk of the chains group (one-dimensional columns: 320 KB a float64
+# chunk) and per range task: a whole number of grid chunks, so ranges never share a chunk of
+# either group; 25 equal tasks for a million contracts (the last one shorter).
+RANGE_CONTRACTS = 2 * RISK_CHUNK
 # Blosc LZ4 with byte shuffle for the grid's floats: measured on a 70,000-contract grid against
-# Zarr's default (Zstandard level 0, no shuffle), 7 % smaller, writes 4x and reads 7x faster
-# (the grid is written twice, staged then published, and read by every analyst).
+# Zarr's default (Zstandard level 0, no shuffle), 7 % smaller, writes 4x and reads 7x faster.
 RISK_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
 
 
@@ -50,42 +59,75 @@ class GridSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class RiskResult:
-    """A batch's staged grid: URI, contracts and how many had no usable volatility."""
+class Piece:
+    """Contracts ``start:stop`` of one staged batch (its chains and fitted surfaces)."""
 
-    index: int
-    uri: str | None
+    chain_uri: str
+    surfaces_uri: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRange:
+    """Contracts ``start:stop`` of the run, and the pieces of staged batches they come from."""
+
+    start: int
+    stop: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def contracts(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    """A written range: where it starts, its contracts and how many had no usable volatility."""
+
+    start: int
     contracts: int
     unpriced: int
 
 
-def contract_chunks(
-    ds: xr.Dataset, chunk: int, compressors: tuple[Any, ...] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Zarr encoding: every variable along ``contract`` in chunks of ``chunk`` contracts, whole
-    along its other dimensions (one chunk holds all the scenarios of its contracts); float
-    variables with ``compressors`` when given."""
-    encoding: dict[str, dict[str, Any]] = {}
-    for name, variable in ds.variables.items():
-        if schema.CONTRACT not in variable.dims or variable.dtype.kind == "O":
-            continue
-        sizes = [
-            max(1, min(chunk, size)) if dim == schema.CONTRACT else max(1, size)
-            for dim, size in zip(variable.dims, variable.shape, strict=True)
-        ]
-        encoding[str(name)] = {"chunks": tuple(sizes)}
-        if compressors is not None and variable.dtype.kind == "f":
-            encoding[str(name)]["compressors"] = compressors
-    return encoding
+@dataclass(frozen=True, slots=True)
+class GridsResult:
+    """The run's ``chains`` and ``risk`` groups, written: contracts and unpriced contracts."""
+
+    contracts: int
+    unpriced: int
+    ranges: int
 
 
-def risk_batch(fit: FitResult, *, root: str, run_id: str, spec: GridSpec) -> RiskResult:
-    """Sensitivity grids of one batch: every contract of its chains, float32, staged."""
-    staged = storage.open_staged(fit.chain_uri)
-    # The grid needs the contracts' coordinates only, not the quotes.
-    chain = staged.drop_vars(list(staged.data_vars)).load()
-    surfaces = storage.open_staged(fit.uri).load()
-    grid = chain_sensitivity_grid(
+def plan_ranges(fits: Sequence[FitResult], size: int = RANGE_CONTRACTS) -> list[ContractRange]:
+    """The run's contracts (the batches' in batch order) cut into ranges of ``size``.
+
+    >>> fits = [FitResult(0, "s0", "c0", [{"contracts": 5}]),
+    ...         FitResult(1, "s1", "c1", [{"contracts": 4}])]
+    >>> [(r.start, r.stop, [(p.chain_uri, p.start, p.stop) for p in r.pieces])
+    ...  for r in plan_ranges(fits, 6)]
+    [(0, 6, [('c0', 0, 5), ('c1', 0, 1)]), (6, 9, [('c1', 1, 4)])]
+    """
+    bounds: list[tuple[int, int, FitResult]] = []
+    offset = 0
+    for fit in sorted(fits, key=lambda f: f.index):
+        if fit.contracts:
+            bounds.append((offset, offset + fit.contracts, fit))
+            offset += fit.contracts
+    ranges = []
+    for start in range(0, offset, size):
+        stop = min(start + size, offset)
+        pieces = tuple(
+            Piece(fit.chain_uri, fit.uri, max(start, lo) - lo, min(stop, hi) - lo)
+            for lo, hi, fit in bounds
+            if lo < stop and hi > start
+        )
+        ranges.append(ContractRange(start, stop, pieces))
+    return ranges
+
+
+def _grid(chain: xr.Dataset, surfaces: xr.Dataset, spec: GridSpec) -> xr.Dataset:
+    return chain_sensitivity_grid(
         chain,
         surfaces,
         spot_shifts=spec.spot_shifts,
@@ -94,22 +136,112 @@ def risk_batch(fit: FitResult, *, root: str, run_id: str, spec: GridSpec) -> Ris
         sticky="strike" if spec.sticky == "strike" else "moneyness",
         dtype=np.float32,
     )
-    contracts = int(grid.sizes[schema.CONTRACT])
-    if not contracts:
-        return RiskResult(fit.index, None, 0, 0)
+
+
+def _concat(parts: list[xr.Dataset]) -> xr.Dataset:
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(
+        parts, dim=schema.CONTRACT, data_vars="minimal", coords="minimal", compat="override",
+        join="exact", combine_attrs="override",
+    )  # fmt: skip
+
+
+def range_datasets(
+    part: ContractRange,
+    spec: GridSpec,
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """The chains and the grid of one range of contracts, in run order."""
+    chains, grids = [], []
+    for piece in part.pieces:
+        chain = storage.open_staged(
+            piece.chain_uri,
+            storage_options=storage_options,
+            isel={schema.CONTRACT: slice(piece.start, piece.stop)},
+        ).load()
+        if chain.sizes[schema.CONTRACT] != piece.stop - piece.start:
+            raise ValueError(f"{piece.chain_uri} has fewer contracts than its fit reported")
+        surfaces = storage.open_staged(piece.surfaces_uri, storage_options=storage_options)
+        # The grid needs the contracts' coordinates only, not the quotes.
+        grids.append(_grid(chain.drop_vars(list(chain.data_vars)), surfaces.load(), spec))
+        chains.append(chain)
+    return _concat(chains), _concat(grids)
+
+
+def grid_range(
+    part: ContractRange,
+    *,
+    root: str,
+    run_id: str,
+    spec: GridSpec,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RangeResult:
+    """On a worker: one range's rows of the run's ``chains`` and ``risk`` groups, written in
+    place (the groups laid out by :func:`sensitivity_grids`)."""
+    chain, grid = range_datasets(part, spec, storage_options)
+    for group, ds in (("chains", chain), ("risk", grid)):
+        storage.write_region(
+            root, run_id, group, ds, dim=schema.CONTRACT, start=part.start,
+            storage_options=storage_options,
+        )  # fmt: skip
     unpriced = int(np.isnan(grid["price"].values[:, 0, 0, 0]).sum())
     if unpriced:
-        logger.info("risk batch %d: %d of %d contracts unpriced", fit.index, unpriced, contracts)
-    encoding = contract_chunks(grid, RISK_CHUNK, RISK_COMPRESSORS)
-    uri = storage.write_staged(root, run_id, f"risk-{fit.index:05d}", grid, encoding=encoding)
-    return RiskResult(fit.index, uri, contracts, unpriced)
+        logger.info("risk range %d: %d of %d unpriced", part.start, unpriced, part.contracts)
+    return RangeResult(part.start, part.contracts, unpriced)
+
+
+def lay_out_groups(
+    ranges: Sequence[ContractRange],
+    root: str,
+    run_id: str,
+    spec: GridSpec,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Create the run's ``chains`` and ``risk`` groups at their final size, chunked so that no
+    two ``ranges`` (from :func:`plan_ranges`) share a chunk; their array counts (for
+    :func:`periscope.storage.finish_group`)."""
+    # The first contract stands in for them all (dtypes, attributes, scenario coordinates).
+    first = ranges[0].pieces[0]
+    head = ContractRange(0, 1, (Piece(first.chain_uri, first.surfaces_uri, 0, 1),))
+    chain, grid = range_datasets(head, spec, storage_options)
+    size, span = ranges[-1].stop, ranges[0].contracts
+    # One chain chunk a range; grid chunks of RISK_CHUNK when they tile a range.
+    risk_chunk = RISK_CHUNK if len(ranges) == 1 or span % RISK_CHUNK == 0 else span
+    return {
+        "chains": storage.create_group(
+            root, run_id, "chains", chain, dim=schema.CONTRACT, size=size, chunk=span,
+            storage_options=storage_options,
+        ),
+        "risk": storage.create_group(
+            root, run_id, "risk", grid, dim=schema.CONTRACT, size=size, chunk=risk_chunk,
+            compressors=RISK_COMPRESSORS, storage_options=storage_options,
+        ),
+    }  # fmt: skip
 
 
 @task(name="sensitivity-grids", cache_result_in_memory=False)
 def sensitivity_grids(
-    fits: list[FitResult], root: str, run_id: str, spec: GridSpec
-) -> list[RiskResult]:
-    """Prefect task: the sensitivity grids of every batch across the Dask cluster (the largest
-    batches first, as for the fits)."""
-    ordered = sorted(fits, key=lambda fit: -fit.contracts)
-    return fan_out(risk_batch, ordered, root=root, run_id=run_id, spec=spec)
+    fits: list[FitResult],
+    root: str,
+    run_id: str,
+    spec: GridSpec,
+    storage_options: dict[str, Any] | None = None,
+) -> GridsResult:
+    """Prefect task: the run's ``chains`` and ``risk`` groups, range by range across the Dask
+    cluster (the largest ranges first), marked written once every range is."""
+    ranges = plan_ranges(fits)
+    if not ranges:
+        raise ValueError(f"run {run_id} has no contracts")
+    arrays = lay_out_groups(ranges, root, run_id, spec, storage_options)
+    ordered = sorted(ranges, key=lambda r: -r.contracts)
+    results = fan_out(
+        grid_range, ordered, root=root, run_id=run_id, spec=spec, storage_options=storage_options
+    )
+    for group, count in arrays.items():
+        storage.finish_group(root, run_id, group, count, storage_options=storage_options)
+    return GridsResult(
+        contracts=sum(r.contracts for r in results),
+        unpriced=sum(r.unpriced for r in results),
+        ranges=len(results),
+    )

@@ -24,7 +24,9 @@ PUBLIC_NAMES = {
         "RunInfo",
         "append_history",
         "apply_retention",
+        "create_group",
         "find_run",
+        "finish_group",
         "list_runs",
         "new_run_id",
         "open_history",
@@ -39,6 +41,7 @@ PUBLIC_NAMES = {
         "s3_storage_options",
         "stage_uri",
         "write_group",
+        "write_region",
         "write_staged",
     },
     "periscope.pricing": {

@@ -7,7 +7,9 @@ Layout under a root (a local folder, default ``./data``, or ``s3://bucket/prefix
     <root>/latest.json                 the newest published run (see periscope.storage.pointer)
     <root>/history.zarr                daily per-underlying metrics, time x underlying
 
-A run is written group by group (:func:`write_group`), then :func:`publish` checks, consolidates,
+A run is written group by group (:func:`write_group`; a large group can instead be laid out
+with :func:`create_group` and filled region by region by parallel writers, :func:`write_region`,
+then :func:`finish_group`), then :func:`publish` checks, consolidates,
 re-reads and seals it and only then moves ``latest.json``. Analysts open data with plain xarray
 (``xr.open_zarr(<root>/runs/<id>.zarr, group="surfaces")``) or :func:`open_latest`.
 
@@ -23,11 +25,14 @@ from periscope.storage.retention import apply_retention
 from periscope.storage.runs import (
     GROUPS,
     RunInfo,
+    create_group,
+    finish_group,
     list_runs,
     new_run_id,
     parse_run_id,
     run_uri,
     write_group,
+    write_region,
 )
 from periscope.storage.staging import open_staged, stage_uri, write_staged
 
@@ -37,7 +42,9 @@ __all__ = [
     "RunInfo",
     "append_history",
     "apply_retention",
+    "create_group",
     "find_run",
+    "finish_group",
     "list_runs",
     "new_run_id",
     "open_history",
@@ -52,5 +59,6 @@ __all__ = [
     "s3_storage_options",
     "stage_uri",
     "write_group",
+    "write_region",
     "write_staged",
 ]

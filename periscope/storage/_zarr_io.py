@@ -149,8 +149,16 @@ def write(
             raise StorageError(f"writing {group or 'dataset'} failed: {exc}", group=group) from exc
 
 
-def open_dataset(store: Any, *, group: str | None, consolidated: bool | None = True) -> xr.Dataset:
-    """Open lazily (no dask), strings restored. Raises DatasetNotFoundError if absent."""
+def open_dataset(
+    store: Any,
+    *,
+    group: str | None,
+    consolidated: bool | None = True,
+    isel: Mapping[str, slice] | None = None,
+) -> xr.Dataset:
+    """Open lazily (no dask), strings restored, only ``isel`` of it when given (selected
+    before the strings are read, so a slice of a large dataset reads only its own strings).
+    Raises DatasetNotFoundError if absent."""
     try:
         dataset = xr.open_zarr(
             store, group=group, consolidated=consolidated, chunks=None, zarr_format=3
@@ -159,17 +167,35 @@ def open_dataset(store: Any, *, group: str | None, consolidated: bool | None = T
         raise DatasetNotFoundError(f"no dataset {group or ''} in {store}", group=group) from exc
     except (OSError, ValueError) as exc:
         raise StorageError(f"opening {group or 'dataset'} failed: {exc}", group=group) from exc
+    if isel:
+        dataset = dataset.isel(dict(isel))
     return restore(dataset)
 
 
-def mark_written(store: Any, group: str, dataset: xr.Dataset) -> None:
+def mark_written(store: Any, group: str, dataset: xr.Dataset | int) -> None:
     """Record on the group that all of its arrays are written (one small metadata write).
 
     xarray writes one array per variable (coordinates included), so the count is known
-    without listing the group.
+    without listing the group: ``dataset`` is the dataset written, or that count.
+    """
+    count = dataset if isinstance(dataset, int) else len(dataset.variables)
+    node = zarr.open_group(store, path=group, mode="r+", use_consolidated=False, zarr_format=3)
+    node.attrs[WRITTEN_ATTRIBUTE] = count
+
+
+def resize_along(store: Any, group: str, dim: str, size: int) -> None:
+    """Set the length of every array of ``group`` that has dimension ``dim`` to ``size``.
+
+    Growing an array only rewrites its metadata (existing chunks stay); the chunks past the
+    old extent are then missing until written, which :func:`check_complete` reports.
     """
     node = zarr.open_group(store, path=group, mode="r+", use_consolidated=False, zarr_format=3)
-    node.attrs[WRITTEN_ATTRIBUTE] = len(dataset.variables)
+    for _, array in node.arrays():
+        names = array.metadata.dimension_names or ()  # type: ignore[union-attr]
+        if dim in names:
+            shape = list(array.shape)
+            shape[list(names).index(dim)] = size
+            array.resize(tuple(shape))
 
 
 def check_complete(store: Any, group: str) -> list[str]:

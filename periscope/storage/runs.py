@@ -176,6 +176,120 @@ def write_group(
     return uri
 
 
+def _unpublished_store(location: Location, run_id: str, group: str) -> Any:
+    """The writable store of an unpublished run (StorageError if it is published)."""
+    uri = run_uri_at(location, run_id)
+    check_group(group)
+    if read_run_info(location, run_id).published:
+        raise StorageError(f"run {run_id} is published and immutable", run_id=run_id)
+    return location.zarr_store(uri, read_only=False)
+
+
+def create_group(
+    root: str,
+    run_id: str,
+    group: str,
+    prototype: xr.Dataset,
+    *,
+    dim: str,
+    size: int,
+    chunk: int,
+    compressors: tuple[Any, ...] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> int:
+    """Lay out a group of ``size`` elements along ``dim`` for writers to fill region by region.
+
+    The group gets every variable of ``prototype`` (its first elements along ``dim`` stand in
+    for the data: dtypes, attributes, time units, coordinates without ``dim``; none of their
+    values is kept), then its arrays along ``dim`` are sized to ``size`` in chunks of
+    ``chunk`` (whole along every other dimension; float arrays compressed with
+    ``compressors`` when given). Writers then fill it with :func:`write_region`, each a range
+    of whole chunks, in parallel and in any order; the group is not marked written (and so
+    cannot be published) until :func:`finish_group`, and ``publish`` refuses it while any
+    chunk is missing.
+
+    Returns
+    -------
+    int
+        The number of arrays of the group (for :func:`finish_group`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``prototype`` has no ``dim``, or ``size`` / ``chunk`` are not positive.
+    StorageError
+        The run is published, or a write failed.
+    """
+    if dim not in prototype.dims or size < 1 or chunk < 1:
+        raise InvalidInputError(
+            f"create_group needs a prototype along {dim!r} and a positive size and chunk",
+            group=group,
+        )
+    location = resolve(root, storage_options)
+    store = _unpublished_store(location, run_id, group)
+    head = prototype.isel({dim: slice(0, min(chunk, size))})
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, variable in head.variables.items():
+        if dim not in variable.dims:
+            continue
+        chunks = tuple(chunk if d == dim else max(1, n) for d, n in variable.sizes.items())
+        encoding[str(name)] = {"chunks": chunks}
+        if compressors is not None and variable.dtype.kind == "f":
+            encoding[str(name)]["compressors"] = compressors
+    _zarr_io.write(store, head, group=group, mode="w", encoding=encoding)
+    # Down to nothing first (zarr deletes the chunks beyond a shrunk extent), so the
+    # prototype's values leave no chunk behind: a region never written shows as missing.
+    _zarr_io.resize_along(store, group, dim, 0)
+    _zarr_io.resize_along(store, group, dim, size)
+    logger.info("run %s: laid out group %s (%s = %d)", run_id, group, dim, size)
+    return len(head.variables)
+
+
+def write_region(
+    root: str,
+    run_id: str,
+    group: str,
+    ds: xr.Dataset,
+    *,
+    dim: str,
+    start: int,
+    storage_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``ds`` into elements ``start ... start + len`` along ``dim`` of a group laid out by
+    :func:`create_group` (variables without ``dim`` are left as laid out).
+
+    Writers running at once must write disjoint ranges of whole chunks (``start`` a multiple
+    of the chunk, the length too unless the range ends the group): a chunk shared by two
+    writers would be read, modified and written by both, and one would lose.
+
+    Raises
+    ------
+    StorageError
+        The run is published, the group is not laid out, or the write failed.
+    """
+    location = resolve(root, storage_options)
+    store = _unpublished_store(location, run_id, group)
+    part = ds.drop_vars([name for name, v in ds.variables.items() if dim not in v.dims])
+    stop = start + int(part.sizes[dim])
+    _zarr_io.write(store, part, group=group, mode="r+", region={dim: slice(start, stop)})
+
+
+def finish_group(
+    root: str,
+    run_id: str,
+    group: str,
+    arrays: int,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Mark a group laid out by :func:`create_group` as written, once every region is.
+
+    ``publish`` still checks that every chunk of it exists before sealing the run.
+    """
+    location = resolve(root, storage_options)
+    _zarr_io.mark_written(_unpublished_store(location, run_id, group), group, arrays)
+
+
 def _root_document(location: Location, uri: str) -> dict[str, Any] | None:
     data = location.read_bytes(posixpath.join(uri, "zarr.json"))
     if data is None:

@@ -62,8 +62,14 @@ def write_staged(
     return uri
 
 
-def open_staged(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """Open a dataset written by :func:`write_staged` (lazily; strings as objects).
+def open_staged(
+    uri: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    isel: Mapping[str, slice] | None = None,
+) -> xr.Dataset:
+    """Open a dataset written by :func:`write_staged` (lazily; strings as objects), or only the
+    part ``isel`` selects (``{"contract": slice(a, b)}``: only that part's strings are read).
 
     Raises
     ------
@@ -72,7 +78,7 @@ def open_staged(uri: str, *, storage_options: Mapping[str, Any] | None = None) -
     """
     location = resolve(uri, storage_options)
     store = location.zarr_store(location.uri, read_only=True)
-    return _zarr_io.open_dataset(store, group=None, consolidated=False)
+    return _zarr_io.open_dataset(store, group=None, consolidated=False, isel=isel)
 
 
 def remove_staging(location: Location, run_id: str) -> None:

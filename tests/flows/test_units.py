@@ -154,11 +154,10 @@ def test_deployments__cron_schedules_in_new_york() -> None:
     assert SimpleNamespace(**made["end-of-day"].parameters).kind == "end-of-day"
 
 
-def test_risk_batch__a_float32_grid_aligned_with_the_chains_in_contract_chunks(
-    tmp_path: Path, synthetic_data: tuple[xr.Dataset, xr.Dataset], monkeypatch: pytest.MonkeyPatch
+def test_sensitivity_ranges__float32_grid_and_chains_written_in_place_across_batches(
+    tmp_path: Path, synthetic_data: tuple[xr.Dataset, xr.Dataset]
 ) -> None:
-    import flows.risk
-    from flows.risk import GridSpec, risk_batch
+    from flows.risk import GridSpec, grid_range, lay_out_groups, plan_ranges
     from flows.surfaces import FitResult
 
     surface, chain = synthetic_data
@@ -168,44 +167,47 @@ def test_risk_batch__a_float32_grid_aligned_with_the_chains_in_contract_chunks(
         underlying=("contract", np.full(n, "FAIL", dtype=object)),
         ticker=("contract", np.array([f"F{t}" for t in chain["ticker"].values], dtype=object)),
     )
-    both = xr.concat([failed_chain, chain], dim="contract", data_vars="all", coords="minimal")
     failed = schema.empty_surface("FAIL", status=schema.SurfaceStatus.FAILED, message="boom")
     root, run_id = str(tmp_path), storage.new_run_id()
-    chain_uri = storage.write_staged(root, run_id, "chains-00000", both)
-    surfaces_uri = storage.write_staged(
-        root, run_id, "surfaces-00000", schema.stack_surfaces([surface, failed])
-    )
-    fit = FitResult(0, surfaces_uri, chain_uri, [{"contracts": n}, {"contracts": n}])
-    assert fit.contracts == 2 * n
-    monkeypatch.setattr(flows.risk, "RISK_CHUNK", 50)
+    # Two staged batches (the failed name first); ranges of 50 contracts straddle them.
+    fits = []
+    for index, (part, surfaces) in enumerate(((failed_chain, [failed]), (chain, [surface]))):
+        chain_uri = storage.write_staged(root, run_id, f"chains-{index:05d}", part)
+        uri = storage.write_staged(
+            root, run_id, f"surfaces-{index:05d}", schema.stack_surfaces(surfaces)
+        )
+        fits.append(FitResult(index, uri, chain_uri, [{"contracts": n}]))
+    ranges = plan_ranges(fits[::-1], 50)  # batch order, whatever the order given
+    assert [(r.start, r.stop) for r in ranges] == [
+        (s, min(s + 50, 2 * n)) for s in range(0, 2 * n, 50)
+    ]
+    assert any(len(r.pieces) == 2 for r in ranges)
     spec = GridSpec((-0.05, 0.0, 0.05), (0.0, 0.01), (0.0, 1.0))
 
-    result = risk_batch(fit, root=root, run_id=run_id, spec=spec)
+    import flows.risk
 
-    assert (result.contracts, result.unpriced) == (2 * n, n)
-    grid = storage.open_staged(result.uri)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flows.risk, "RISK_CHUNK", 25)
+        patch.setattr(flows.risk, "RANGE_CONTRACTS", 50)
+        arrays = lay_out_groups(ranges, root, run_id, spec)
+        results = [grid_range(r, root=root, run_id=run_id, spec=spec) for r in ranges[::-1]]
+    for group, count in arrays.items():
+        storage.finish_group(root, run_id, group, count)
+    storage.publish(root, run_id)
+
+    assert sum(r.unpriced for r in results) == n
+    both = xr.concat([failed_chain, chain], dim="contract", data_vars="all", coords="minimal")
+    chains = storage.open_latest(root, "chains").load()
+    xr.testing.assert_equal(chains, both)
+    grid = storage.open_latest(root, "risk")
     assert list(grid["ticker"].values) == list(both["ticker"].values)
     assert grid["price"].dtype == np.float32
-    assert grid["price"].encoding["chunks"] == (50, 3, 2, 2)  # every scenario in a chunk
+    assert grid["price"].encoding["chunks"] == (25, 3, 2, 2)  # every scenario in a chunk
     price = grid["price"].sel(spot_shift=0.0, vol_shift=0.0, horizon=0.0).values
     assert np.isnan(price[:n]).all()
     # XYZ's contracts at the origin: the model price they were quoted at (zero-width market).
     mid = chain["bid"].values
     np.testing.assert_allclose(price[n:], mid, rtol=2e-3, atol=2e-3)
-
-
-def test_contract_chunks__contract_dimension_only() -> None:
-    from flows.risk import contract_chunks
-
-    ds = xr.Dataset(
-        {
-            "price": (("contract", "spot_shift"), np.zeros((10, 3), dtype=np.float32)),
-            "ticker": ("contract", np.array([f"T{i}" for i in range(10)], dtype=object)),
-        },
-        coords={"spot_shift": [-0.1, 0.0, 0.1]},
-    )
-    assert contract_chunks(ds, 4) == {"price": {"chunks": (4, 3)}}
-    assert contract_chunks(ds, 100) == {"price": {"chunks": (10, 3)}}
 
 
 def test_stage_clock_and_summary__timings_in_the_run_summary() -> None:

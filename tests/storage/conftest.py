@@ -107,6 +107,8 @@ def _round_trip(uri: str, storage_options: dict[str, Any], chain: xr.Dataset) ->
     from periscope.storage import (
         append_history,
         apply_retention,
+        create_group,
+        finish_group,
         list_runs,
         new_run_id,
         open_history,
@@ -117,6 +119,7 @@ def _round_trip(uri: str, storage_options: dict[str, Any], chain: xr.Dataset) ->
         read_pointer,
         resolve,
         write_group,
+        write_region,
         write_staged,
     )
 
@@ -172,10 +175,19 @@ def _round_trip(uri: str, storage_options: dict[str, Any], chain: xr.Dataset) ->
     assert location.read_bytes(location.child("latest.json")) == pointer_bytes
 
     write_group(root.uri, second, "surfaces", _numbered(3, 50), **options)
+    # A large group as the pipeline writes it: laid out, filled by regions in any order.
+    arrays = create_group(
+        root.uri, second, "chains", small, dim="contract", size=300, chunk=128, **options
+    )
+    for start in (256, 0, 128):
+        part = small.isel(contract=slice(start, start + 128))
+        write_region(root.uri, second, "chains", part, dim="contract", start=start, **options)
+    finish_group(root.uri, second, "chains", arrays, **options)
     publish(root.uri, second, **options)
     current = read_pointer(root.uri, **options)
     assert current is not None
     assert current.run_id == second
+    xr.testing.assert_identical(open_latest(root.uri, "chains", **options).load(), small)
     assert [(r.run_id, r.published) for r in list_runs(root.uri, **options)] == [
         (first, True),
         (broken, False),

@@ -29,8 +29,9 @@ from periscope.storage import (
     write_group,
 )
 
-# A pipeline run as a separate process: a small group, then a large one in many chunks, then
-# publish. Arguments: root, run id, number of items in the large group.
+# A pipeline run as a separate process: a small group, then a large one in many chunks, laid
+# out then filled range by range as the grid stage does, then publish. Arguments: root, run id,
+# number of items in the large group.
 WRITER = textwrap.dedent(
     """
     import sys
@@ -38,14 +39,20 @@ WRITER = textwrap.dedent(
     import numpy as np
     import xarray as xr
 
-    from periscope.storage import publish, write_group
+    from periscope.storage import (
+        create_group, finish_group, publish, write_group, write_region
+    )
 
     root, run_id, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     write_group(root, run_id, "signals", xr.Dataset({"value": ("item", np.full(100, 2.0))}))
     rng = np.random.default_rng(0)
     big = xr.Dataset({name: ("item", rng.random(size)) for name in ("a", "b")})
-    chunks = {name: {"chunks": (size // 400,)} for name in ("a", "b")}
-    write_group(root, run_id, "risk", big, encoding=chunks)
+    chunk = size // 400
+    arrays = create_group(root, run_id, "risk", big, dim="item", size=size, chunk=chunk)
+    for start in range(0, size, 20 * chunk):
+        part = big.isel(item=slice(start, start + 20 * chunk))
+        write_region(root, run_id, "risk", part, dim="item", start=start)
+    finish_group(root, run_id, "risk", arrays)
     publish(root, run_id, meta={"writer": "subprocess"})
     print("published", run_id, flush=True)
     """

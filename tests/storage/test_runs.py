@@ -15,6 +15,8 @@ import zarr
 from periscope.errors import DatasetNotFoundError, InvalidInputError, StorageError
 from periscope.storage import (
     GROUPS,
+    create_group,
+    finish_group,
     list_runs,
     new_run_id,
     open_latest,
@@ -27,6 +29,7 @@ from periscope.storage import (
     run_uri,
     stage_uri,
     write_group,
+    write_region,
     write_staged,
 )
 
@@ -292,3 +295,46 @@ def test_write_group__dask_batches_of_uneven_sizes(local_root) -> None:
     back = open_latest(local_root.uri, "risk")
     assert back["x"].encoding["chunks"] == (4,)
     np.testing.assert_array_equal(back["x"].values, ds["x"].values)
+
+
+def test_create_group__regions_fill_it_and_publish_checks_every_one(local_root, chain) -> None:
+    from zarr.codecs import BloscCodec
+
+    n = chain.sizes["contract"]
+    grid = xr.Dataset(
+        {"price": (("contract", "shift"), np.outer(np.arange(n), [1.0, 2.0]).astype(np.float32))},
+        coords={"shift": [-0.1, 0.1], "ticker": ("contract", chain["ticker"].values)},
+        attrs={"model": "test"},
+    )
+    run_id = new_run_id()
+    blosc = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
+    arrays = create_group(
+        local_root.uri, run_id, "risk", grid, dim="contract", size=n, chunk=100, compressors=blosc
+    )
+    assert arrays == 3
+    starts = list(range(0, n, 100))
+    for start in starts[1:]:  # every region but the first, in reverse
+        part = grid.isel(contract=slice(start, start + 100))
+        write_region(local_root.uri, run_id, "risk", part, dim="contract", start=start)
+    with pytest.raises(StorageError, match="not completely written"):
+        publish(local_root.uri, run_id)  # not finished
+    finish_group(local_root.uri, run_id, "risk", arrays)
+    # One region missing: the prototype left no chunk behind.
+    with pytest.raises(StorageError, match=rf"risk/price has {len(starts) - 1} of {len(starts)}"):
+        publish(local_root.uri, run_id)
+    write_region(
+        local_root.uri, run_id, "risk", grid.isel(contract=slice(0, 100)), dim="contract", start=0
+    )
+    publish(local_root.uri, run_id)
+    back = open_latest(local_root.uri, "risk")
+    assert back["price"].encoding["chunks"] == (100, 2)
+    group = zarr.open_group(run_uri(local_root.uri, run_id), path="risk", mode="r")
+    assert group["ticker"].chunks == (100,)  # strings chunked too
+    assert type(back["price"].encoding["compressors"][0]).__name__ == "BloscCodec"
+    xr.testing.assert_identical(back.load(), grid)
+    with pytest.raises(StorageError, match="immutable"):
+        write_region(
+            local_root.uri, run_id, "risk", grid.isel(contract=[0]), dim="contract", start=0
+        )
+    with pytest.raises(InvalidInputError):
+        create_group(local_root.uri, new_run_id(), "risk", grid, dim="strike", size=1, chunk=1)
