@@ -47,38 +47,9 @@ QUICK_SCALING = 6
 FULL_SCALING = 48
 STAGES = ("ingest", "fit_surfaces", "sensitivity_grids", "publish", "history")
 SCALING_RANGE = 5_000  # contracts per grid range in the scaling runs (about 12 ranges)
-WARM_NAME = "KO"
+WARM_NAME = "KO"  # a small chain: compiling, not computing, is what the warm-up is for
 # Contracts a synthetic name lists (the issue's universe: 500 names x about 2,000 contracts).
-SYNTHETIC_CONTRACTS = 2_000  # a small chain: compiling, not computing, is what the warm-up is for
-
-
-# -- the universe's chain size ------------------------------------------------------------------
-@contextlib.contextmanager
-def _chain_size(contracts: int) -> Iterator[bool]:
-    """Synthetic names of the simulated market list about ``contracts`` contracts each, in this
-    process (where the flow starts the simulator); False if the simulator has no such knob.
-
-    The pipeline's settings have no field for it (it is a load-test knob of the simulator,
-    ``SimulationConfig.synthetic_contracts``), so the bench wraps the flow's market config.
-    """
-    import dataclasses
-
-    import flows.source
-    from periscope.simulator import SimulationConfig
-
-    if "synthetic_contracts" not in {f.name for f in dataclasses.fields(SimulationConfig)}:
-        yield False
-        return
-    original = flows.source.simulation_config
-
-    def sized(*args: Any, **kwargs: Any) -> Any:
-        return dataclasses.replace(original(*args, **kwargs), synthetic_contracts=contracts)
-
-    flows.source.simulation_config = sized
-    try:
-        yield True
-    finally:
-        flows.source.simulation_config = original
+SYNTHETIC_CONTRACTS = 2_000
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -120,6 +91,8 @@ def _environment(root: Path) -> Iterator[Settings]:
     os.environ["PERISCOPE_DASK_N_WORKERS"] = "2"
     os.environ["PREFECT_HOME"] = str(root / "prefect")
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    # Synthetic names list about 2,000 contracts each: 500 names make the 1M-contract universe.
+    os.environ["PERISCOPE_SIMULATOR_SYNTHETIC_CONTRACTS"] = str(SYNTHETIC_CONTRACTS)
     for name in ("MASSIVE_API_KEY", "PERISCOPE_MASSIVE_API_KEY", "PERISCOPE_DASK_ADDRESS"):
         os.environ.pop(name, None)
     try:
@@ -288,7 +261,6 @@ def _measure(quick: bool, root: Path) -> str:
             cluster,
             Client(cluster) as client,
             contextlib.ExitStack() as stack,
-            _chain_size(SYNTHETIC_CONTRACTS) as sized,
         ):
             os.environ["PERISCOPE_DASK_ADDRESS"] = cluster.scheduler_address
             workers = sorted(client.scheduler_info()["workers"])
@@ -315,7 +287,6 @@ def _measure(quick: bool, root: Path) -> str:
             "warm_wall": warm_wall,
             "warm": warm_seconds,
         },
-        sized=sized,
         load=(load_before, load_after),
     )
 
@@ -328,7 +299,6 @@ def _report(
     *,
     cold: dict[str, Any],
     load: tuple[tuple[float, ...], tuple[float, ...]],
-    sized: bool = False,
 ) -> str:
     heads = " | ".join(f"{r['names']} names" for r in runs)
     lines = [
@@ -345,12 +315,8 @@ def _report(
         f"({', '.join(f'{s:.1f}' for s in cold['warm'])} s per worker). The runs below are on "
         "the warm cluster; `periscope run` adds these to its first run.",
         "",
-        (
-            f"Chains: the simulator's 20 default names as listed, every synthetic name about "
-            f"{SYNTHETIC_CONTRACTS:,} contracts (`SimulationConfig.synthetic_contracts`)."
-            if sized
-            else "Chains: as the simulator lists them (it has no chain-size knob here)."
-        ),
+        f"Chains: the simulator's 20 default names as listed, every synthetic name about "
+        f"{SYNTHETIC_CONTRACTS:,} contracts (`PERISCOPE_SIMULATOR_SYNTHETIC_CONTRACTS`).",
         "",
         f"| stage (wall s) | {heads} |",
         "| --- |" + " ---: |" * len(runs),

@@ -101,6 +101,7 @@ def simulation_config(
         start=start,
         n_days=settings.simulator_days,
         snapshot_time=snapshot_clock(end, now),
+        synthetic_contracts=settings.simulator_synthetic_contracts,
     )
 
 

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     simulator_days: int = Field(
         default=260, ge=2, description="Trading days of simulated history, ending today."
     )
+    simulator_synthetic_contracts: int | None = Field(
+        default=None,
+        description=(
+            "Contracts each synthetic simulator name lists (about; load tests: 2000 gives the "
+            "1M-contract universe at 500 names); None lists them as a mid-size stock."
+        ),
+    )
     risk_spot_shifts: list[float] = Field(
         default_factory=lambda: [-0.10, -0.05, -0.02, 0.0, 0.02, 0.05, 0.10],
         description="Relative spot shifts of the sensitivity grid.",

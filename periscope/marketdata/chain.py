@@ -2,14 +2,18 @@
 
 Pages are decoded by :func:`decode_chain_page`: msgspec Structs first (exact and fast), the
 pydantic models of :mod:`periscope.marketdata.payloads` when a page has fields the Structs do not
-know (kept in ``model_extra``) or a schema problem (reported as ``PayloadError``).
+know (kept in ``model_extra``) or a schema problem (reported as ``PayloadError``). The client turns
+each page into a :class:`ChainBlock` of columns as soon as it is decoded
+(:func:`decode_chain_block`) and builds the Dataset from the blocks (:func:`chain_from_blocks`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -24,7 +28,12 @@ from periscope.marketdata.session import BodyNotJson, for_model
 from periscope.marketdata.snapshot_structs import (
     CHAIN_PAGE_DECODER,
     ChainPageStruct,
+    DayStruct,
+    GreeksStruct,
+    QuoteStruct,
     SnapshotStruct,
+    TradeStruct,
+    UnderlyingStruct,
 )
 from periscope.marketdata.tickers import option_root
 
@@ -32,32 +41,28 @@ ChainItem = OptionSnapshot | SnapshotStruct
 _NAN = float("nan")
 _NAT = int(np.iinfo(np.int64).min)
 _decode_pydantic = for_model(ChainPage)
-
-# Columns in the order of the tuple built per contract by ``_row``: floats, then times (Unix ns,
-# ``_NAT`` when missing), then strings.
-_FLOATS = (
-    schema.STRIKE,
-    schema.SHARES_PER_CONTRACT,
-    schema.BID,
-    schema.ASK,
-    schema.BID_SIZE,
-    schema.ASK_SIZE,
-    schema.LAST_PRICE,
-    schema.LAST_SIZE,
-    schema.VOLUME,
-    schema.OPEN_INTEREST,
-    schema.VENDOR_IV,
-    schema.VENDOR_DELTA,
-    schema.VENDOR_GAMMA,
-    schema.VENDOR_THETA,
-    schema.VENDOR_VEGA,
-    schema.UNDERLYING_PRICE,
+_EXPIRY_TEXT = "expiry_text"
+_NUMBERS = (
+    *schema.FLOAT_COORDS,
+    *schema.FLOAT_VARIABLES,
+    schema.QUOTE_TIME,
+    schema.LAST_TIME,
+    schema.UNDERLYING_TIME,
 )
-_TIMES = (schema.QUOTE_TIME, schema.LAST_TIME, schema.UNDERLYING_TIME)
-_STRINGS = (schema.TICKER, schema.UNDERLYING, "expiry_text", schema.RIGHT, schema.EXERCISE_STYLE)
-_FIELDS = _FLOATS + _TIMES + _STRINGS
+_EMPTY_DTYPES = dict.fromkeys(_NUMBERS, "float64") | dict.fromkeys(
+    (schema.QUOTE_TIME, schema.LAST_TIME, schema.UNDERLYING_TIME), "datetime64[ns]"
+)
+_STRINGS = (schema.TICKER, schema.UNDERLYING, schema.RIGHT, schema.EXERCISE_STYLE, _EXPIRY_TEXT)
+
 # Every ticker of a chain checked by one regex pass over the tickers joined by newlines.
 _TICKER_LINES = re.compile(r"^(?:O:)?([A-Za-z0-9]+?)\d{6}[CP]\d{8}$", re.MULTILINE)
+# Stand-ins for absent optional parts of an item: every field None, so a column is read with one
+# ``attrgetter`` over all items (None becomes NaN or NaT). Pydantic items have the same names.
+_NO_QUOTE = QuoteStruct()
+_NO_TRADE = TradeStruct()
+_NO_GREEKS = GreeksStruct()
+_NO_DAY = DayStruct()
+_NO_UNDERLYING = UnderlyingStruct()
 
 
 def decode_chain_page(body: bytes) -> ChainPageStruct | ChainPage:
@@ -78,51 +83,96 @@ def decode_chain_page(body: bytes) -> ChainPageStruct | ChainPage:
         raise BodyNotJson from exc
 
 
-def _row(item: ChainItem, underlying: str, index_like: bool) -> tuple[Any, ...]:
-    d = item.details
-    q, t, g, a = item.last_quote, item.last_trade, item.greeks, item.underlying_asset
-    nan, nat = _NAN, _NAT
-    price = None
-    if a is not None:
-        price = a.price if a.price is not None else a.value
-    quote_time = q.last_updated if q is not None else None
-    trade_time = t.sip_timestamp if t is not None else None
-    underlying_time = a.last_updated if a is not None else None
-    return (  # None in a float column becomes NaN in numpy
-        d.strike_price,
-        d.shares_per_contract,
-        q.bid if q is not None else nan,
-        q.ask if q is not None else nan,
-        q.bid_size if q is not None else nan,
-        q.ask_size if q is not None else nan,
-        t.price if t is not None else nan,
-        t.size if t is not None else nan,
-        item.day.volume if item.day is not None else nan,
-        item.open_interest,
-        item.implied_volatility,
-        g.delta if g is not None else nan,
-        g.gamma if g is not None else nan,
-        g.theta if g is not None else nan,
-        g.vega if g is not None else nan,
-        price,
-        quote_time if quote_time is not None else nat,
-        trade_time if trade_time is not None else nat,
-        underlying_time if underlying_time is not None else nat,
-        d.ticker,
-        (a.ticker if a is not None else None) or underlying,
-        d.expiration_date,
-        d.contract_type,
-        d.exercise_style or ("european" if index_like else "american"),
-    )
+@dataclass(frozen=True, slots=True)
+class ChainBlock:
+    """The columns of one page of a chain snapshot, extracted as soon as the page is decoded.
+
+    Reading a page's values while its freshly decoded objects are still in the CPU's cache, and
+    then letting them go, is several times cheaper than keeping every object of a large chain
+    until the end (and the peak memory is the columns, not the objects).
+    """
+
+    next_url: str | None
+    size: int
+    numbers: dict[str, npt.NDArray[Any]]
+    strings: dict[str, list[str]]
 
 
-def _expiries(texts: tuple[str, ...]) -> npt.NDArray[np.datetime64]:
+def _parts(items: list[ChainItem], name: str, absent: Any) -> list[Any]:
+    """The optional part ``name`` of every item, ``absent`` where an item lacks it."""
+    return [absent if part is None else part for part in map(attrgetter(name), items)]
+
+
+def _floats(objects: list[Any], name: str) -> npt.NDArray[np.float64]:
+    return np.array(list(map(attrgetter(name), objects)), dtype=np.float64)  # None -> NaN
+
+
+def _times(objects: list[Any], name: str) -> npt.NDArray[np.datetime64]:
+    """Unix nanoseconds (None -> NaT) as ``datetime64[ns]``."""
+    values = list(map(attrgetter(name), objects))
+    try:
+        ns = np.array(values, dtype=np.int64)
+    except TypeError:  # some are None
+        ns = np.array([_NAT if v is None else v for v in values], dtype=np.int64)
+    return ns.view("datetime64[ns]")
+
+
+def chain_block(items: list[ChainItem], underlying: str, next_url: str | None = None) -> ChainBlock:
+    """The columns of snapshot ``items`` (Structs or pydantic models) of ``underlying``."""
+    details = list(map(attrgetter("details"), items))
+    quotes = _parts(items, "last_quote", _NO_QUOTE)
+    trades = _parts(items, "last_trade", _NO_TRADE)
+    greeks = _parts(items, "greeks", _NO_GREEKS)
+    assets = _parts(items, "underlying_asset", _NO_UNDERLYING)
+    price = _floats(assets, "price")
+    numbers = {
+        schema.STRIKE: _floats(details, "strike_price"),
+        schema.SHARES_PER_CONTRACT: _floats(details, "shares_per_contract"),
+        schema.BID: _floats(quotes, "bid"),
+        schema.ASK: _floats(quotes, "ask"),
+        schema.BID_SIZE: _floats(quotes, "bid_size"),
+        schema.ASK_SIZE: _floats(quotes, "ask_size"),
+        schema.LAST_PRICE: _floats(trades, "price"),
+        schema.LAST_SIZE: _floats(trades, "size"),
+        schema.VOLUME: _floats(_parts(items, "day", _NO_DAY), "volume"),
+        schema.OPEN_INTEREST: _floats(items, "open_interest"),
+        schema.VENDOR_IV: _floats(items, "implied_volatility"),
+        schema.VENDOR_DELTA: _floats(greeks, "delta"),
+        schema.VENDOR_GAMMA: _floats(greeks, "gamma"),
+        schema.VENDOR_THETA: _floats(greeks, "theta"),
+        schema.VENDOR_VEGA: _floats(greeks, "vega"),
+        # ``price`` for stocks, ``value`` for indices
+        schema.UNDERLYING_PRICE: np.where(np.isnan(price), _floats(assets, "value"), price),
+        schema.QUOTE_TIME: _times(quotes, "last_updated"),
+        schema.LAST_TIME: _times(trades, "sip_timestamp"),
+        schema.UNDERLYING_TIME: _times(assets, "last_updated"),
+    }
+    default_style = "european" if underlying.startswith("I:") else "american"
+    strings = {
+        schema.TICKER: list(map(attrgetter("ticker"), details)),
+        schema.UNDERLYING: [t or underlying for t in map(attrgetter("ticker"), assets)],
+        schema.RIGHT: list(map(attrgetter("contract_type"), details)),
+        schema.EXERCISE_STYLE: [
+            s or default_style for s in map(attrgetter("exercise_style"), details)
+        ],
+        _EXPIRY_TEXT: list(map(attrgetter("expiration_date"), details)),
+    }
+    return ChainBlock(next_url, len(items), numbers, strings)
+
+
+def decode_chain_block(body: bytes, underlying: str) -> ChainBlock:
+    """:func:`decode_chain_page` then :func:`chain_block` (the decoded objects are dropped)."""
+    page = decode_chain_page(body)
+    return chain_block(list(page.results or ()), underlying, page.next_url)
+
+
+def _expiries(texts: list[str]) -> npt.NDArray[np.datetime64]:
     """``YYYY-MM-DD`` strings to ``datetime64[D]``, each distinct date parsed once."""
     days = {text: int(np.datetime64(text, "D").astype(np.int64)) for text in dict.fromkeys(texts)}
     return np.fromiter(map(days.__getitem__, texts), np.int64, len(texts)).view("datetime64[D]")
 
 
-def _roots(tickers: tuple[str, ...]) -> list[str]:
+def _roots(tickers: list[str]) -> list[str]:
     """The root of every ticker (:func:`option_root`), in one regex pass when all are valid."""
     joined = "\n".join(tickers)
     if joined.count("\n") == len(tickers) - 1:
@@ -130,6 +180,55 @@ def _roots(tickers: tuple[str, ...]) -> list[str]:
         if len(roots) == len(tickers):  # one line per ticker and every line matched
             return roots
     return [option_root(ticker) for ticker in tickers]  # raises for the first bad ticker
+
+
+def chain_from_blocks(
+    blocks: Sequence[ChainBlock],
+    underlying: str,
+    snapshot_time: dt.datetime,
+    *,
+    order: npt.NDArray[np.intp] | None = None,
+    stale_after: np.timedelta64 = schema.DEFAULT_STALE_AFTER,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Build the canonical chain from the blocks of one underlying's pages, in their order.
+
+    ``order`` (optional) permutes the concatenated contracts (used to merge partitions fetched
+    concurrently back into the listing's order). Raises as :func:`chain_from_snapshots`.
+    """
+    size = sum(block.size for block in blocks)
+    columns: dict[str, Any] = {}
+    for name in _NUMBERS:
+        parts = [block.numbers[name] for block in blocks]
+        column = np.concatenate(parts) if parts else np.array([], dtype=_EMPTY_DTYPES[name])
+        columns[name] = column if order is None else column[order]
+    strings: dict[str, list[str]] = {}
+    for name in _STRINGS:
+        values = [value for block in blocks for value in block.strings[name]]
+        strings[name] = values if order is None else [values[i] for i in order.tolist()]
+    tickers = strings[schema.TICKER]
+    for name in (schema.TICKER, schema.UNDERLYING, schema.RIGHT, schema.EXERCISE_STYLE):
+        columns[name] = np.array(strings[name], dtype=object)
+    try:
+        expiry = _expiries(strings[_EXPIRY_TEXT])
+        roots = _roots(tickers)
+    except (InvalidInputError, ValueError) as exc:
+        raise PayloadError(f"malformed contract: {exc}", underlying=underlying) from exc
+    columns[schema.EXPIRY] = expiry
+    columns[schema.ROOT] = np.array(roots, dtype=object)
+    columns[schema.SETTLEMENT] = schema.settlements(columns[schema.ROOT], expiry)
+    snap_ns = np.datetime64(int(snapshot_time.timestamp() * 1e9), "ns")
+    columns[schema.SNAPSHOT_TIME] = np.full(size, snap_ns)
+    if len(set(tickers)) != size:
+        seen: set[str] = set()
+        repeated = next(t for t in tickers if t in seen or seen.add(t))  # type: ignore[func-returns-value]
+        raise PayloadError(
+            "the listing repeated a contract", underlying=underlying, ticker=repeated
+        )
+    try:
+        return schema.build_chain_dataset(columns, attrs=attrs, stale_after=stale_after)
+    except InvalidInputError as exc:
+        raise PayloadError(f"chain does not fit the schema: {exc}", underlying=underlying) from exc
 
 
 def chain_from_snapshots(
@@ -160,36 +259,7 @@ def chain_from_snapshots(
     PayloadError
         A ticker is malformed or appears twice, or a value does not fit the schema.
     """
-    index_like = underlying.startswith("I:")
-    rows = [_row(item, underlying, index_like) for item in snapshots]
-    size = len(rows)
-    transposed = list(zip(*rows, strict=True)) if rows else [()] * len(_FIELDS)
-    raw: dict[str, tuple[Any, ...]] = dict(zip(_FIELDS, transposed, strict=True))
-    columns: dict[str, Any] = {}
-    for name in _FLOATS:
-        columns[name] = np.array(raw[name], dtype=np.float64)
-    for name in _TIMES:
-        columns[name] = np.array(raw[name], dtype=np.int64).view("datetime64[ns]")
-    tickers = raw[schema.TICKER]
-    for name in (schema.TICKER, schema.UNDERLYING, schema.RIGHT, schema.EXERCISE_STYLE):
-        columns[name] = np.array(raw[name], dtype=object)
-    try:
-        expiry = _expiries(raw["expiry_text"])
-        roots = _roots(tickers)
-    except (InvalidInputError, ValueError) as exc:
-        raise PayloadError(f"malformed contract: {exc}", underlying=underlying) from exc
-    columns[schema.EXPIRY] = expiry
-    columns[schema.ROOT] = np.array(roots, dtype=object)
-    columns[schema.SETTLEMENT] = schema.settlements(columns[schema.ROOT], expiry)
-    snap_ns = np.datetime64(int(snapshot_time.timestamp() * 1e9), "ns")
-    columns[schema.SNAPSHOT_TIME] = np.full(size, snap_ns)
-    if len(set(tickers)) != size:
-        seen: set[str] = set()
-        repeated = next(t for t in tickers if t in seen or seen.add(t))  # type: ignore[func-returns-value]
-        raise PayloadError(
-            "the listing repeated a contract", underlying=underlying, ticker=repeated
-        )
-    try:
-        return schema.build_chain_dataset(columns, attrs=attrs, stale_after=stale_after)
-    except InvalidInputError as exc:
-        raise PayloadError(f"chain does not fit the schema: {exc}", underlying=underlying) from exc
+    block = chain_block(list(snapshots), underlying)
+    return chain_from_blocks(
+        [block], underlying, snapshot_time, stale_after=stale_after, attrs=attrs
+    )

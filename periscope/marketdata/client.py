@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import threading
@@ -25,7 +26,12 @@ from pydantic import SecretStr
 from periscope.errors import InvalidInputError, MarketDataError, MarketDataRejected, PayloadError
 from periscope.marketdata import history
 from periscope.marketdata.cache import CacheKind, ResponseCache
-from periscope.marketdata.chain import ChainItem, chain_from_snapshots, decode_chain_page
+from periscope.marketdata.chain import (
+    ChainBlock,
+    chain_from_blocks,
+    chain_from_snapshots,
+    decode_chain_block,
+)
 from periscope.marketdata.payloads import (
     Bar,
     BarsPage,
@@ -145,22 +151,22 @@ class AsyncMassiveClient:
         """
         params = _filter_params(filters, CHAIN_FILTERS) | {"limit": "250"}
         path = f"/v3/snapshot/options/{quote(underlying, safe=':')}"
-        items: list[ChainItem] = []
-        pages = 0
+        decode = functools.partial(decode_chain_block, underlying=underlying)
+        blocks: list[ChainBlock] = []
         try:
-            async for page in self.session.paginate(
-                path, params, decode_chain_page, CacheKind.SNAPSHOT
-            ):
-                items.extend(page.results or ())
-                pages += 1
+            async for block in self.session.paginate(path, params, decode, CacheKind.SNAPSHOT):
+                blocks.append(block)
         except MarketDataError as exc:
             exc.context.setdefault("underlying", underlying)
-            exc.context.setdefault("rows_read", len(items))
+            exc.context.setdefault("rows_read", sum(block.size for block in blocks))
             raise
-        logger.info("chain %s: %d contracts in %d pages", underlying, len(items), pages)
+        pages = len(blocks)
+        logger.info(
+            "chain %s: %d contracts in %d pages", underlying, sum(b.size for b in blocks), pages
+        )
         attrs = {"source": self.session.base_url, "underlying": underlying, "pages": pages}
-        return chain_from_snapshots(
-            items, underlying, dt.datetime.now(dt.UTC), stale_after=self.stale_after, attrs=attrs
+        return chain_from_blocks(
+            blocks, underlying, dt.datetime.now(dt.UTC), stale_after=self.stale_after, attrs=attrs
         )
 
     async def fetch_chains(

@@ -1,6 +1,9 @@
 """``python -m periscope.simulator [serve] --port PORT [--seed N] [--underlyings N]``.
 
 Prints ``<base URL> <API key>`` as its first line of output, then serves until interrupted.
+``--synthetic-contracts 2000`` makes each synthetic name (beyond the 20 default ones) list about
+2,000 contracts (``SimulationConfig.synthetic_contracts``): ``--underlyings 500
+--synthetic-contracts 2000`` serves about a million contracts.
 """
 
 from __future__ import annotations
@@ -26,9 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=260, help="simulated trading days")
     parser.add_argument("--api-key", default=None, help="default: a random key")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per key")
+    parser.add_argument(
+        "--synthetic-contracts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="each synthetic name (SYN0001...) lists about N contracts (at least 200); "
+        "default: exchange-like listings of about 250-1,500",
+    )
     args = parser.parse_args(argv)
     market = Market(
-        SimulationConfig(seed=args.seed, n_underlyings=args.underlyings, n_days=args.days)
+        SimulationConfig(
+            seed=args.seed,
+            n_underlyings=args.underlyings,
+            n_days=args.days,
+            synthetic_contracts=args.synthetic_contracts,
+        )
     )
     key = args.api_key or secrets.token_urlsafe(16)
     simulator = Simulator(market, api_key=key, rate_limit=args.rate_limit)

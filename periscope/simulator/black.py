@@ -20,6 +20,8 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
+# Contracts per block of the CRR node table (193 node prices x 8 bytes each), kept in cache.
+_CRR_BLOCK = 256
 
 
 def _d1_d2(
@@ -103,7 +105,16 @@ def american_crr_price(
     ``spot - dividend_pv`` (the present value of the dividends paid before expiry, per contract)
     and the exercise value at a node adds back the part of that present value still unpaid,
     assumed to accrue linearly in time (an approximation good to well inside a bid/ask spread).
+
+    The node prices ``base · u^k`` (k = -steps..steps) are computed once per contract by NumPy
+    (a node of step ``i`` is ``k = 2j - i``: the same product and exponential the whole-array
+    roll-back computed per step), over blocks of contracts that stay in cache; the roll-back
+    itself is a numba kernel doing the same IEEE operations in the same order, so the prices are
+    bit for bit those of the NumPy roll-back the market's ground truth was computed with.
     """
+    # Imported on first use: numba's import (about a second) stays off the simulator's start-up.
+    from periscope.simulator._kernels import crr_rollback
+
     n = spot.shape[0]
     if n == 0:
         return np.zeros(0)
@@ -114,19 +125,27 @@ def american_crr_price(
     d = 1.0 / u
     growth = np.exp((rate - dividend_yield) * dt)
     p = np.clip((growth - d) / (u - d), 0.0, 1.0)
+    down = 1 - p
     disc = np.exp(-rate * dt)
     sign = np.where(is_call, 1.0, -1.0)
     base = spot - pv
-    j = np.arange(steps + 1, dtype=np.float64)
-    log_u = np.log(u)[:, None]
-    nodes = base[:, None] * np.exp(log_u * (2.0 * j[None, :] - steps))
-    value = np.maximum(sign[:, None] * (nodes - strike[:, None]), 0.0)
-    for i in range(steps - 1, -1, -1):
-        value = disc[:, None] * (p[:, None] * value[:, 1:] + (1 - p[:, None]) * value[:, :-1])
-        nodes = base[:, None] * np.exp(log_u * (2.0 * j[None, : i + 1] - i))
-        unpaid = (pv * (1.0 - i / steps))[:, None]
-        exercise = sign[:, None] * (nodes + unpaid - strike[:, None])
-        value = np.maximum(value, exercise)
-    price = value[:, 0]
+    log_u = np.log(u)
+    powers = np.arange(-steps, steps + 1, dtype=np.float64)
+    price = np.empty(n)
+    for lo in range(0, n, _CRR_BLOCK):
+        block = slice(lo, min(lo + _CRR_BLOCK, n))
+        # nodes[c, k + steps] = base u^k of contract c
+        nodes = base[block, None] * np.exp(log_u[block, None] * powers)
+        crr_rollback(
+            nodes,
+            strike[block],
+            p[block],
+            down[block],
+            disc[block],
+            sign[block],
+            pv[block],
+            steps,
+            price[block],
+        )
     intrinsic = np.maximum(sign * (spot - strike), 0.0)
     return np.asarray(np.where(time_to_expiry > 0, price, intrinsic), dtype=np.float64)

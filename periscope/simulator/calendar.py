@@ -130,6 +130,14 @@ def strike_step(spot: float, kind: str, time_to_expiry: float) -> float:
     return step
 
 
+def strike_range(spot: float, volatility: float, time_to_expiry: float) -> tuple[float, float]:
+    """The lowest and highest strike listed: about -4.5/+3 standard deviations of spot."""
+    width = volatility * np.sqrt(max(time_to_expiry, 1.0 / 365.0))
+    low = spot * np.exp(-max(4.5 * width, 0.02))
+    high = spot * np.exp(max(3.0 * width, 0.02))
+    return float(low), float(high)
+
+
 def strike_ladder(
     spot: float, volatility: float, time_to_expiry: float, kind: str, max_each_side: int = 75
 ) -> npt.NDArray[np.float64]:
@@ -139,9 +147,7 @@ def strike_ladder(
     moves; at most ``max_each_side`` strikes below and above the spot.
     """
     step = strike_step(spot, kind, time_to_expiry)
-    width = volatility * np.sqrt(max(time_to_expiry, 1.0 / 365.0))
-    low = spot * np.exp(-max(4.5 * width, 0.02))
-    high = spot * np.exp(max(3.0 * width, 0.02))
+    low, high = strike_range(spot, volatility, time_to_expiry)
     centre = np.round(spot / step)
     first = max(np.ceil(low / step), centre - max_each_side, 1.0)
     last = min(np.floor(high / step), centre + max_each_side)

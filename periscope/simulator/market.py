@@ -27,6 +27,7 @@ Ground truth
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import zlib
@@ -39,9 +40,9 @@ import xarray as xr
 
 from periscope import schema
 from periscope.errors import InvalidInputError
-from periscope.marketdata.tickers import format_option_ticker
+from periscope.marketdata.tickers import PREFIX, format_option_ticker
 from periscope.simulator.black import american_crr_price, black_scholes_greeks, black_scholes_price
-from periscope.simulator.calendar import listings, strike_ladder, trading_days
+from periscope.simulator.calendar import listings, strike_ladder, strike_range, trading_days
 from periscope.simulator.curves import RateCurve, SurfaceTruth
 from periscope.simulator.universe import Underlying, make_universe
 
@@ -49,6 +50,7 @@ FloatArray = npt.NDArray[np.float64]
 _YEAR_SECONDS = 365.0 * 86400.0
 _TRADING_DT = 1.0 / 252.0
 _EARNINGS_EVERY = 63  # trading days
+_MIN_SYNTHETIC_CONTRACTS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,13 @@ class SimulationConfig:
 
     ``stress`` (default None: the regular market) overrides the truth for accuracy studies;
     see :class:`StressScenario`.
+
+    ``synthetic_contracts`` (default None: listings as exchanges list a mid-size stock, about
+    250-1,500 contracts per name) makes every synthetic name (``SYN0001``...) list about that many
+    contracts (within a few percent; at least 200): the large-name calendar (weeklies, two
+    January LEAPS) with one strike step per name, in cents, chosen so the chain holds the
+    target. For load tests: 500 names at 2,000 give about a million contracts. The default
+    universe's names are never changed.
     """
 
     seed: int = 7
@@ -109,6 +118,7 @@ class SimulationConfig:
     n_days: int = 260
     snapshot_time: dt.time = dt.time(15, 45)
     stress: StressScenario | None = None
+    synthetic_contracts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,34 @@ def _round_to_tick(values: FloatArray, tick: FloatArray, up: bool) -> FloatArray
     return np.asarray(np.round(rounded * tick, 2), dtype=np.float64)
 
 
+def _option_tickers(
+    roots: npt.NDArray[np.object_],
+    expiries: npt.NDArray[np.datetime64],
+    is_call: npt.NDArray[np.bool_],
+    strikes: FloatArray,
+) -> npt.NDArray[np.object_]:
+    """:func:`~periscope.marketdata.tickers.format_option_ticker` over a chain, each distinct
+    root and expiry formatted once (the same strings, at a fraction of the cost)."""
+    milli = np.round(strikes * 1000.0)  # round half to even, as Python's round()
+    if milli.size and not (milli.min() > 0 and milli.max() < 100_000_000):
+        bad = strikes[(milli <= 0) | (milli >= 100_000_000)][0]
+        format_option_ticker("X", dt.date(2000, 1, 1), "call", float(bad))  # raises
+    prefixes: dict[tuple[str, dt.date], str] = {}
+    tickers = []
+    for root, expiry, call, strike in zip(
+        roots.tolist(),
+        expiries.tolist(),
+        is_call.tolist(),
+        milli.astype(np.int64).tolist(),
+        strict=True,
+    ):
+        prefix = prefixes.get((root, expiry))
+        if prefix is None:
+            prefix = prefixes[(root, expiry)] = f"{PREFIX}{root}{expiry:%y%m%d}"
+        tickers.append(f"{prefix}{'C' if call else 'P'}{strike:08d}")
+    return np.array(tickers, dtype=object)
+
+
 class Market:
     """The simulated market for one :class:`SimulationConfig`.
 
@@ -201,7 +239,18 @@ class Market:
 
     def __init__(self, config: SimulationConfig | None = None) -> None:
         self.config = config or SimulationConfig()
-        self.universe = make_universe(self.config.n_underlyings, self.config.seed)
+        target = self.config.synthetic_contracts
+        if target is not None and target < _MIN_SYNTHETIC_CONTRACTS:
+            raise InvalidInputError(
+                f"synthetic_contracts must be at least {_MIN_SYNTHETIC_CONTRACTS}, got {target}",
+                synthetic_contracts=target,
+            )
+        universe = make_universe(self.config.n_underlyings, self.config.seed)
+        if target is not None:  # synthetic names listed like large names (weeklies, two LEAPS)
+            universe = tuple(
+                dataclasses.replace(u, weeklies=True) if u.synthetic else u for u in universe
+            )
+        self.universe = universe
         self.days = trading_days(self.config.start, self.config.n_days)
         self._day_index = {day: i for i, day in enumerate(self.days)}
         self._by_ticker = {u.ticker: i for i, u in enumerate(self.universe)}
@@ -373,13 +422,27 @@ class Market:
         spot = self.spot(u.ticker, day)
         surface = self.surface(u.ticker, day)
         roots, expiries, settlements, strikes, calls, times, shares = [], [], [], [], [], [], []
+        live = []
         for listing in listings(u, day):
             instant = schema.settlement_instant(listing.expiry, listing.settlement)
             t = (instant - snapshot).total_seconds() / _YEAR_SECONDS
-            if t <= 0:
-                continue
-            atm = float(np.sqrt(surface.atm_total_variance(np.array([t]))[0] / t))
-            ladder = strike_ladder(spot, atm, t, u.kind)
+            if t > 0:
+                atm = float(np.sqrt(surface.atm_total_variance(np.array([t]))[0] / t))
+                live.append((listing, t, atm))
+        target = self.config.synthetic_contracts
+        step = None
+        if target is not None and u.synthetic:
+            spans = [float(np.ptp(strike_range(spot, atm, t))) for _, t, atm in live]
+            # Each expiry lists about span / step + 1 strikes, each as a call and a put.
+            step = max(round(2.0 * sum(spans) / max(target - 2 * len(live), 1), 2), 0.01)
+        for listing, t, atm in live:
+            if step is None:
+                ladder = strike_ladder(spot, atm, t, u.kind)
+            else:
+                low, high = strike_range(spot, atm, t)
+                ladder = np.round(
+                    np.arange(np.ceil(low / step), np.floor(high / step) + 1) * step, 2
+                )
             for is_call in (True, False):
                 strikes.append(ladder)
                 calls.append(np.full(ladder.size, is_call))
@@ -491,19 +554,7 @@ class Market:
 
         # -- activity -----------------------------------------------------------------------------
         base_oi = {"index": 20_000.0, "etf": 8_000.0, "stock": 3_000.0}[u.kind]
-        tickers = np.array(
-            [
-                format_option_ticker(r, e, "call" if c else "put", k)
-                for r, e, c, k in zip(
-                    lad["root"],
-                    lad["expiry"].tolist(),
-                    is_call.tolist(),
-                    strike.tolist(),
-                    strict=True,
-                )
-            ],
-            dtype=object,
-        )
+        tickers = _option_tickers(lad["root"], lad["expiry"], is_call, strike)
         persistent = np.array([zlib.crc32(s.encode()) for s in tickers], dtype=np.float64)
         persistent = np.exp(1.2 * (persistent / 2**32 - 0.5) * 2.0)
         open_interest = np.round(

@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ _HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"
 )
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
+_MAX_LISTINGS = 4096
 
 
 class ApiError(Exception):
@@ -138,7 +140,9 @@ class Simulator:
         self._lock = threading.Lock()
         self._encoded: dict[tuple[str, dt.date], list[bytes]] = {}
         self._index: dict[tuple[str, dt.date], dict[str, int]] = {}
-        self._listings: dict[tuple[Any, ...], list[bytes]] = {}
+        # Filtered, sorted listings (references to the encoded items), least recently used
+        # dropped first; enough for every name of a large universe with the default query.
+        self._listings: OrderedDict[tuple[Any, ...], list[bytes]] = OrderedDict()
 
     def warm(self) -> None:
         """Build and encode today's chain of every underlying now rather than on first request."""
@@ -197,19 +201,40 @@ class Simulator:
         return order[::-1] if params.get("order") == "desc" else order
 
     # -- endpoints --------------------------------------------------------------------------
+    def _listing_key(self, params: dict[str, str], underlying: str) -> tuple[Any, ...]:
+        ticker = self.market.underlying(underlying).ticker  # InvalidInputError if unknown
+        return (
+            ticker,
+            self.today,
+            tuple(sorted((k, v) for k, v in params.items() if k != "limit")),
+        )
+
+    def cached_chain_page(self, params: dict[str, str], underlying: str) -> Page | None:
+        """The chain-snapshot listing if it is cached (so answering costs no chain building)."""
+        try:
+            key = self._listing_key(params, underlying)
+        except InvalidInputError:
+            return None
+        with self._lock:
+            items = self._listings.get(key)
+            if items is not None:
+                self._listings.move_to_end(key)
+        return None if items is None else Page(items, 10, 250)
+
     def chain_snapshot(self, params: dict[str, str], underlying: str) -> Page:
+        if (page := self.cached_chain_page(params, underlying)) is not None:
+            return page
         chain = self._chain(underlying)
-        query = tuple(sorted((k, v) for k, v in params.items() if k != "limit"))
-        key = (chain.underlying.ticker, chain.day, query)
+        key = self._listing_key(params, underlying)
         with self._lock:
             items = self._listings.get(key)
         if items is None:
             encoded = self._encoded_chain(chain)
             items = [encoded[i] for i in self._filter_chain(chain, params)]
             with self._lock:
-                if len(self._listings) > 256:
-                    self._listings.clear()
                 self._listings[key] = items
+                while len(self._listings) > _MAX_LISTINGS:
+                    self._listings.popitem(last=False)
         return Page(items, 10, 250)
 
     def contract_snapshot(self, params: dict[str, str], underlying: str, contract: str) -> Any:
@@ -430,8 +455,12 @@ class Simulator:
                 response = await self._fault_response(fault, request_id)
                 if response is not None:
                     return response
-            # Off the event loop: building a chain the first time takes a moment.
-            result = await run_in_threadpool(handler, query, **request.path_params)
+            result: Any = None
+            if handler == self.chain_snapshot:  # pages of a listing already built: at once
+                result = self.cached_chain_page(query, **request.path_params)
+            if result is None:
+                # Off the event loop: building a chain the first time takes a moment.
+                result = await run_in_threadpool(handler, query, **request.path_params)
         except ApiError as exc:
             body = {**exc.body, "request_id": request_id}
             return Response(json.dumps(body), exc.status, media_type="application/json")

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 Kind = Literal["index", "etf", "stock"]
+SYNTHETIC_PREFIX = "SYN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ class Underlying:
         return "european" if self.kind == "index" else "american"
 
     @property
+    def synthetic(self) -> bool:
+        """Whether the name is one of the generated ``SYN0001``... (not the default universe)."""
+        return self.ticker.startswith(SYNTHETIC_PREFIX)
+
+    @property
     def symbol(self) -> str:
         """The ticker without an ``I:`` prefix."""
         return self.ticker.removeprefix("I:")
@@ -93,7 +99,7 @@ def make_universe(count: int, seed: int) -> tuple[Underlying, ...]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 999]))
     extra = []
     for i in range(count - len(DEFAULT_UNIVERSE)):
-        ticker = f"SYN{i + 1:04d}"
+        ticker = f"{SYNTHETIC_PREFIX}{i + 1:04d}"
         spot = float(np.round(np.exp(rng.uniform(np.log(8.0), np.log(800.0))), 2))
         vol = float(np.round(rng.uniform(0.18, 0.7), 3))
         dividend = float(np.round(rng.choice([0.0, rng.uniform(0.0, 0.05)]), 4))
