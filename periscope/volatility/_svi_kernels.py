@@ -57,6 +57,20 @@ ESSVI_WING_CAP = 4.0 * (1.0 - 1e-9)
 # scale sig around m (far below any fixed step for short expiries), on the scale |k - m| beyond.
 FEATURE_POINTS = 321
 FEATURE_HALF_WIDTH = 8.0
+# Beyond the uniform grid g varies on the scale |k|: the check grid continues into both wings
+# with points FAR_RATIO apart out to |k| = FAR_LIMIT (about 85 per side). Further out g is
+# monotone in |k| (its expansion is 1/4 - beta^2/16 + O(1/k), beta the wing slope; Lee's bound
+# keeps the limit non-negative), so a slice that passes at FAR_LIMIT passes beyond.
+FAR_RATIO = 1.1
+FAR_LIMIT = 1e4
+# Grid-local minima of g are refined between their grid neighbours by golden-section search
+# (the grid alone misses dips narrower than its step: a fit whose penalty held g >= 0 at the grid
+# points can dip to -3e-7 between two of them). Refined when g there is below REFINE_BELOW plus
+# the rise to its neighbours; the search stops at a bracket of REFINE_WIDTH relative to |k|.
+REFINE_BELOW = 1e-3
+REFINE_WIDTH = 1e-13
+REFINE_MAX_STEPS = 80
+GOLDEN = 0.6180339887498949
 # Reduced-cost evaluations the compass search of refine_start may spend.
 REFINE_EVALUATIONS = 48
 # Options vector layout for the SVI model.
@@ -623,6 +637,171 @@ def quasi_explicit_starts(
                 out[row, 5] = best
 
 
+@inline
+def far_points(edge: float) -> int:
+    """How many wing points ``edge r, edge r^2, ...`` (``r = FAR_RATIO``) extend the check
+    grid from its end ``edge`` out to ``|k| = FAR_LIMIT``."""
+    if not abs(edge) < FAR_LIMIT:
+        return 0
+    return math.ceil(math.log(FAR_LIMIT / abs(edge)) / math.log(FAR_RATIO))
+
+
+@inline
+def _golden_minimum(
+    a: float, b: float, rho: float, m: float, sig: float, left: float, right: float
+) -> tuple[float, float]:
+    """``(min g, where)`` of Durrleman's ``g`` on ``[left, right]`` by golden-section search.
+
+    The bracket comes from a grid-local minimum, so ``g`` is (at grid resolution) unimodal on
+    it; the search stops once the bracket is below ``REFINE_WIDTH`` relative to its position,
+    where ``g`` cannot dip further than rounding. Endpoints count too.
+    """
+    best = svi_g(a, b, rho, m, sig, left)
+    where = left
+    g_right = svi_g(a, b, rho, m, sig, right)
+    if g_right < best:
+        best = g_right
+        where = right
+    lo = left
+    hi = right
+    x1 = hi - GOLDEN * (hi - lo)
+    x2 = lo + GOLDEN * (hi - lo)
+    g1 = svi_g(a, b, rho, m, sig, x1)
+    g2 = svi_g(a, b, rho, m, sig, x2)
+    for _ in range(REFINE_MAX_STEPS):
+        if g1 <= g2:
+            hi = x2
+            x2 = x1
+            g2 = g1
+            x1 = hi - GOLDEN * (hi - lo)
+            g1 = svi_g(a, b, rho, m, sig, x1)
+        else:
+            lo = x1
+            x1 = x2
+            g1 = g2
+            x2 = lo + GOLDEN * (hi - lo)
+            g2 = svi_g(a, b, rho, m, sig, x2)
+        if hi - lo <= REFINE_WIDTH * (abs(lo) + abs(hi) + sig):
+            break
+    if g1 < best:
+        best = g1
+        where = x1
+    if g2 < best:
+        best = g2
+        where = x2
+    return best, where
+
+
+@inline
+def _worth_refining(g_left: float, g_mid: float, g_right: float) -> bool:
+    """Whether ``g`` may dip below ``REFINE_BELOW`` between the grid neighbours of a local
+    minimum ``g_mid``: it is low already, or its neighbours rise by more than it (between two
+    grid points a smooth ``g`` dips about ``g'' h^2 / 8``, far less than the rise ``g'' h^2 / 2``
+    to the neighbours; the factor 1 leaves room for uneven spacing and higher-order terms)."""
+    return g_mid < REFINE_BELOW + (g_left - g_mid) + (g_right - g_mid)
+
+
+@kernel
+def durrleman_minima(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    low: float,
+    high: float,
+    step: float,
+    tolerance: float,
+    out_k: FloatArray,
+) -> tuple[float, float, int, int]:
+    """The true minimum of Durrleman's ``g`` over the check grid and between its points.
+
+    The grid (never materialized) is the uniform ``low, low + step, ..., high``, extended into
+    both wings by geometric steps out to ``|k| = FAR_LIMIT`` (:func:`far_points`), merged in
+    ascending order with ``m + sig sinh(z)``, ``z`` in ``[-8, 8]`` (321 points), where ``g``
+    varies on the scale ``sig``. Every grid-local minimum that may hide a dip below zero
+    (:func:`_worth_refining`) is refined by golden-section search on the bracket of its two grid
+    neighbours, so a narrow dip of ``g`` between grid points is found too.
+
+    Returns ``(min g, where, violations, minima)``: violations are grid points with
+    ``g < -tolerance`` plus refined dips below ``-tolerance`` whose grid point passed; the
+    locations of the first ``out_k.size`` refined minima are written to ``out_k`` (``minima``
+    counts all of them).
+    """
+    best = math.inf
+    where = math.nan
+    count = 0
+    minima = 0
+    n_uniform = math.ceil((high - low) / step) + 1
+    n_left = far_points(low)
+    n_right = far_points(high)
+    n_base = n_left + n_uniform + n_right
+    total = n_base + FEATURE_POINTS
+    i_uniform = 0
+    i_feature = 0
+    # The last two points visited (k, g): a local minimum is recognized one point late.
+    k_prev2 = math.nan
+    g_prev2 = math.nan
+    k_prev = math.nan
+    g_prev = math.nan
+    for i in range(total + 1):
+        if i < total:
+            k_u = math.inf
+            if i_uniform < n_left:
+                k_u = low * FAR_RATIO ** (n_left - i_uniform)
+            elif i_uniform < n_left + n_uniform:
+                k_u = low + (high - low) * (i_uniform - n_left) / (n_uniform - 1)
+            elif i_uniform < n_base:
+                k_u = high * FAR_RATIO ** (i_uniform - n_left - n_uniform + 1)
+            k_f = math.inf
+            if i_feature < FEATURE_POINTS:
+                z = -FEATURE_HALF_WIDTH + 2.0 * FEATURE_HALF_WIDTH * i_feature / (
+                    FEATURE_POINTS - 1
+                )
+                k_f = m + sig * math.sinh(z)
+            if k_u <= k_f:
+                k = k_u
+                i_uniform += 1
+            else:
+                k = k_f
+                i_feature += 1
+            if k == k_prev:
+                continue  # a point on both grids: once is enough (and keeps brackets proper)
+            g = svi_g(a, b, rho, m, sig, k)
+            if not g >= -tolerance:
+                count += 1
+            if g < best or (math.isnan(g) and not math.isnan(best)):
+                best = g
+                where = k
+        else:
+            k = math.nan
+            g = math.inf  # past the right end: the last point is a minimum if it fell to it
+        if i >= 1 and math.isfinite(g_prev):
+            # g_prev at k_prev is a local minimum (the ends count, with a one-sided bracket).
+            left_ok = i == 1 or g_prev < g_prev2
+            right_ok = g_prev <= g
+            g_left = g_prev2 if i >= 2 else g_prev
+            g_right = g if math.isfinite(g) else g_prev
+            if left_ok and right_ok and _worth_refining(g_left, g_prev, g_right):
+                lo = k_prev2 if i >= 2 else k_prev
+                hi = k if i < total else k_prev
+                if hi > lo:
+                    g_min, k_min = _golden_minimum(a, b, rho, m, sig, lo, hi)
+                    if minima < out_k.size:
+                        out_k[minima] = k_min
+                    minima += 1
+                    if not g_min >= -tolerance and g_prev >= -tolerance:
+                        count += 1
+                    if g_min < best:
+                        best = g_min
+                        where = k_min
+        k_prev2 = k_prev
+        g_prev2 = g_prev
+        k_prev = k
+        g_prev = g
+    return best, where, count, minima
+
+
 @kernel
 def durrleman_check(
     a: float,
@@ -635,29 +814,52 @@ def durrleman_check(
     step: float,
     tolerance: float,
 ) -> tuple[float, float, int]:
-    """:func:`durrleman_scan` over the check grid without materializing it: the uniform grid
-    ``low, low + step, ..., high`` joined with ``m + sig sinh(z)``, ``z`` in ``[-8, 8]`` (321
-    points), where ``g`` varies on the scale ``sig``."""
-    best = math.inf
-    where = math.nan
-    count = 0
-    n_uniform = math.ceil((high - low) / step) + 1
-    total = n_uniform + FEATURE_POINTS
-    for i in range(total):
-        if i < n_uniform:
-            k = low + (high - low) * i / (n_uniform - 1)
-        else:
-            z = -FEATURE_HALF_WIDTH + 2.0 * FEATURE_HALF_WIDTH * (i - n_uniform) / (
-                FEATURE_POINTS - 1
-            )
-            k = m + sig * math.sinh(z)
-        g = svi_g(a, b, rho, m, sig, k)
-        if not g >= -tolerance:
-            count += 1
-        if g < best or (math.isnan(g) and not math.isnan(best)):
-            best = g
-            where = k
+    """``(min g, where, violations)`` of :func:`durrleman_minima` (refined between grid points)."""
+    none = np.empty(0)
+    best, where, count, _ = durrleman_minima(a, b, rho, m, sig, low, high, step, tolerance, none)
     return best, where, count
+
+
+@kernel
+def refined_minima(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    k: FloatArray,
+    g: FloatArray,
+    out_g: FloatArray,
+    out_k: FloatArray,
+    out_index: npt.NDArray[np.int64],
+) -> int:
+    """Refine the local minima of ``g`` on an ascending grid ``k`` (values ``g``) between grid
+    points, like :func:`durrleman_minima`; writes each refined ``(g, k)`` and the grid index of
+    the minimum it refines to ``out_g``, ``out_k``, ``out_index`` (sized like ``k``) and
+    returns how many."""
+    n = k.size
+    found = 0
+    for i in range(n):
+        if not math.isfinite(g[i]):
+            continue
+        left = g[i - 1] if i > 0 else math.inf
+        right = g[i + 1] if i + 1 < n else math.inf
+        if not (g[i] < left and g[i] <= right):
+            continue
+        g_left = left if i > 0 else g[i]
+        g_right = right if i + 1 < n else g[i]
+        if not _worth_refining(g_left, g[i], g_right):
+            continue
+        lo = k[i - 1] if i > 0 else k[i]
+        hi = k[i + 1] if i + 1 < n else k[i]
+        if not hi > lo:
+            continue
+        g_min, k_min = _golden_minimum(a, b, rho, m, sig, lo, hi)
+        out_g[found] = g_min
+        out_k[found] = k_min
+        out_index[found] = i
+        found += 1
+    return found
 
 
 @kernel

@@ -136,7 +136,8 @@ class CleaningConfig:
         rounds before the last use at most 51.
     deamericanize_rounds
         Most fixed-point rounds of a quote's de-Americanization (default 3); a quote stops
-        once a round moves its volatility by less than 0.5 bp.
+        once a round moves its volatility by less than 0.5 bp. The forward's rounds before the
+        last take one (warm-started from the previous round's premiums).
     american_iterations
         Rounds of "de-Americanize the near-the-money pairs, re-fit the forward" (default 4; from
         4 on, the round before the last takes an Aitken step).

@@ -285,8 +285,185 @@ def _huber_rows(
     return a, b, error
 
 
-def _take(table: FloatArray, columns: npt.NDArray[np.intp]) -> FloatArray:
-    return np.take_along_axis(table, columns, axis=1)
+@kernel
+def _parity_tables_kernel(
+    strike: FloatArray,
+    call_bid: FloatArray,
+    call_ask: FloatArray,
+    put_bid: FloatArray,
+    put_ask: FloatArray,
+    given: FloatArray,
+    band: float,
+    min_pairs: int,
+    k: FloatArray,
+    cb: FloatArray,
+    ca: FloatArray,
+    pb: FloatArray,
+    pa: FloatArray,
+    y: FloatArray,
+    sigma: FloatArray,
+    use: BoolArray,
+    pairs: npt.NDArray[np.int64],
+    fit_df: BoolArray,
+    centre: FloatArray,
+) -> None:
+    """The pair selection of :func:`parity_forwards`, row by row (one call per chain instead of
+    some fifty NumPy operations on small tables): the Cboe guess of the forward at the pair
+    with the smallest ``|C - P|``, the pairs nearest it (output tables of ``width = k.shape[1]``
+    columns, nearest first) inside ``band`` ATM deviations or among the ``min_pairs`` nearest,
+    their ``C - P`` and its uncertainty, and whether the row can fit its discount factor."""
+    rows, cols = strike.shape
+    width = k.shape[1]
+    distance = np.empty(cols)
+    difference = np.empty(cols)
+    for i in range(rows):
+        df_guess = given[i] if math.isfinite(given[i]) else 1.0
+        best = math.inf
+        nearest = 0
+        for j in range(cols):
+            valid = (
+                math.isfinite(strike[i, j])
+                and math.isfinite(call_bid[i, j])
+                and math.isfinite(call_ask[i, j])
+                and math.isfinite(put_bid[i, j])
+                and math.isfinite(put_ask[i, j])
+                and strike[i, j] > 0.0
+            )
+            difference[j] = math.nan
+            if valid:
+                difference[j] = 0.5 * (call_bid[i, j] + call_ask[i, j]) - 0.5 * (
+                    put_bid[i, j] + put_ask[i, j]
+                )
+                if abs(difference[j]) < best:
+                    best = abs(difference[j])
+                    nearest = j
+        k0 = strike[i, nearest]
+        guess = k0 + difference[nearest] / df_guess
+        if not guess > 0.0:
+            guess = k0
+        straddle = 0.5 * (call_bid[i, nearest] + call_ask[i, nearest]) + 0.5 * (
+            put_bid[i, nearest] + put_ask[i, nearest]
+        )
+        deviation = straddle / (0.7979 * df_guess * guess)
+        if deviation < 1e-6:
+            deviation = 1e-6
+        for j in range(cols):
+            distance[j] = math.inf
+            if math.isfinite(difference[j]):
+                distance[j] = abs(math.log(strike[i, j] / guess))
+        order = np.argsort(distance, kind="mergesort")
+        count = 0
+        low = math.inf
+        high = -math.inf
+        weight_sum = 0.0
+        weighted_k = 0.0
+        for r in range(width):
+            j = order[r]
+            near = distance[j]
+            chosen = math.isfinite(near) and (near <= band * deviation or r < min_pairs)
+            use[i, r] = chosen
+            k[i, r] = strike[i, j]
+            cb[i, r] = call_bid[i, j]
+            ca[i, r] = call_ask[i, j]
+            pb[i, r] = put_bid[i, j]
+            pa[i, r] = put_ask[i, j]
+            y[i, r] = difference[j]
+            sigma[i, r] = 1.0
+            if chosen:
+                half = 0.5 * ((ca[i, r] - cb[i, r]) + (pa[i, r] - pb[i, r]))
+                floor = 1e-4 * abs(y[i, r]) + 1e-6 * k[i, r] + 1e-8
+                sigma[i, r] = half if half > floor else floor
+                count += 1
+                low = min(low, k[i, r])
+                high = max(high, k[i, r])
+                w = 1.0 / (sigma[i, r] * sigma[i, r])
+                weight_sum += w
+                weighted_k += w * k[i, r]
+        pairs[i] = count
+        fit_df[i] = not math.isfinite(given[i]) and count >= max(min_pairs, 2) and high - low > 0.0
+        centre[i] = weighted_k / weight_sum if weight_sum > 0.0 else math.nan
+
+
+@kernel
+def _parity_fit_kernel(
+    k: FloatArray,
+    cb: FloatArray,
+    ca: FloatArray,
+    pb: FloatArray,
+    pa: FloatArray,
+    y: FloatArray,
+    sigma: FloatArray,
+    use: BoolArray,
+    pairs: npt.NDArray[np.int64],
+    fit_df: BoolArray,
+    centre: FloatArray,
+    given: FloatArray,
+    threshold: float,
+    iterations: int,
+    forward: FloatArray,
+    df: FloatArray,
+    df_error: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    misfit: FloatArray,
+) -> None:
+    """The fits of :func:`parity_forwards` on the tables of :func:`_parity_tables_kernel`:
+    the slope (DF) by Huber regression of ``C - P`` on ``centre - K``, then the forward as the
+    Huber location of the pairs' own forwards ``K + (C - P)/DF``, clipped to the intersection
+    of their bid/ask bounds when it is not empty, and the misfit."""
+    rows, width = k.shape
+    x = np.empty((rows, width))
+    for i in range(rows):
+        for r in range(width):
+            x[i, r] = centre[i] - k[i, r]
+    slope = np.empty(rows)
+    slope_error = np.empty(rows)
+    unused = np.empty(rows)
+    _huber_rows_kernel(x, y, sigma, use, fit_df, threshold, iterations, unused, slope, slope_error)
+    per_pair = np.empty((rows, width))
+    scaled = np.empty((rows, width))
+    no_slope = np.zeros(rows, dtype=np.bool_)
+    for i in range(rows):
+        fitted = fit_df[i] and slope[i] > 0.0
+        if math.isfinite(given[i]):
+            df[i] = given[i]
+        else:
+            df[i] = slope[i] if fitted else 1.0
+        df_error[i] = slope_error[i] if fitted else math.nan
+        for r in range(width):
+            x[i, r] = 0.0
+            per_pair[i, r] = k[i, r] + y[i, r] / df[i]
+            scaled[i, r] = sigma[i, r] / df[i]
+    location = np.empty(rows)
+    _huber_rows_kernel(
+        x, per_pair, scaled, use, no_slope, threshold, iterations, location, unused, slope_error
+    )
+    for i in range(rows):
+        low = -math.inf
+        high = math.inf
+        for r in range(width):
+            if use[i, r]:
+                low = max(low, k[i, r] + (cb[i, r] - pa[i, r]) / df[i])
+                high = min(high, k[i, r] + (ca[i, r] - pb[i, r]) / df[i])
+        value = location[i]
+        if low <= high and not math.isnan(value):
+            value = min(max(value, low), high)
+        total = 0.0
+        for r in range(width):
+            if use[i, r]:
+                z = (per_pair[i, r] - value) * df[i] / sigma[i, r]
+                total += z * z
+        misfit[i] = total
+        if pairs[i] == 0:
+            forward[i] = math.nan
+            lower[i] = math.nan
+            upper[i] = math.nan
+            if not math.isfinite(given[i]):
+                df[i] = math.nan
+        else:
+            forward[i] = value
+            lower[i] = low
+            upper[i] = high
 
 
 def parity_forwards(
@@ -324,88 +501,47 @@ def parity_forwards(
     if strike.shape[1] == 0:  # no pair at all: one NaN column keeps the row logic uniform
         pad = np.full((rows, 1), np.nan)
         strike, call_bid, call_ask, put_bid, put_ask = pad, pad, pad, pad, pad
-    valid = np.isfinite(strike) & np.isfinite(call_bid) & np.isfinite(call_ask)
-    valid &= np.isfinite(put_bid) & np.isfinite(put_ask) & (strike > 0)
     given = (
         np.full(rows, np.nan)
         if discount_factor is None
-        else np.asarray(discount_factor, dtype=np.float64)
+        else np.ascontiguousarray(
+            np.broadcast_to(np.asarray(discount_factor, dtype=np.float64), (rows,))
+        )
     )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        call_mid = 0.5 * (call_bid + call_ask)
-        put_mid = 0.5 * (put_bid + put_ask)
-        difference = np.where(valid, call_mid - put_mid, np.nan)
-        guess_df = np.where(np.isfinite(given), given, 1.0)
-        # The Cboe single-strike forward at the strike where |C - P| is smallest.
-        nearest = np.argmin(np.where(valid, np.abs(difference), np.inf), axis=1)[:, None]
-        k0 = _take(strike, nearest)[:, 0]
-        guess = k0 + _take(difference, nearest)[:, 0] / guess_df
-        guess = np.where(guess > 0, guess, k0)
-        # The ATM straddle is about 0.8 DF F σ√T (Brenner & Subrahmanyam 1988): a scale for
-        # the band of strikes used.
-        straddle = _take(call_mid + put_mid, nearest)[:, 0]
-        deviation = np.maximum(straddle / (0.7979 * guess_df * guess), 1e-6)
-        distance = np.where(valid, np.abs(np.log(strike / guess[:, None])), np.inf)
     width = min(config.forward_pairs, strike.shape[1])
-    order = np.argsort(distance, axis=1, kind="stable")[:, :width]
-    chosen_distance = _take(distance, order)
-    rank = np.arange(width)[None, :]
-    use = np.isfinite(chosen_distance) & (
-        (chosen_distance <= config.forward_band * deviation[:, None])
-        | (rank < config.min_forward_pairs)
-    )
-    k = _take(strike, order)
-    cb, ca = _take(call_bid, order), _take(call_ask, order)
-    pb, pa = _take(put_bid, order), _take(put_ask, order)
-    y = _take(difference, order)
-    pairs = use.sum(axis=1).astype(np.int64)
-    # Uncertainty of a mid C - P: the two half-spreads added (quotes round to ticks inside them);
-    # floored so that a locked quote does not take all the weight.
-    with np.errstate(invalid="ignore"):
-        half = 0.5 * ((ca - cb) + (pa - pb))
-        sigma = np.where(use, np.maximum(half, 1e-4 * np.abs(y) + 1e-6 * k + 1e-8), 1.0)
-    fit_df = ~np.isfinite(given) & (pairs >= max(config.min_forward_pairs, 2))
-    ks = np.where(use, k, np.nan)
-    with np.errstate(invalid="ignore"):
-        span = np.nanmax(np.where(use, ks, -np.inf), axis=1) - np.nanmin(
-            np.where(use, ks, np.inf), axis=1
-        )
-    fit_df &= span > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weights = np.where(use, 1.0 / sigma**2, 0.0)
-        centre = (weights * np.where(use, k, 0.0)).sum(axis=1) / weights.sum(axis=1)
-        # y = DF (F - centre) + DF (centre - K): intercept DF (F - centre), slope DF.
-        _, slope, slope_error = _huber_rows(
-            centre[:, None] - k, y, sigma, use, fit_df, config.huber_threshold
-        )
-    fitted = fit_df & (slope > 0)
-    df = np.where(np.isfinite(given), given, np.where(fitted, slope, 1.0))
-    df_error = np.where(fitted, slope_error, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_pair = k + y / df[:, None]
-        location, _, _ = _huber_rows(
-            np.zeros_like(k),
-            per_pair,
-            sigma / df[:, None],
-            use,
-            np.zeros(rows, dtype=bool),
-            config.huber_threshold,
-        )
-        lower = np.max(np.where(use, k + (cb - pa) / df[:, None], -np.inf), axis=1)
-        upper = np.min(np.where(use, k + (ca - pb) / df[:, None], np.inf), axis=1)
-    forward = np.where(lower <= upper, np.clip(location, lower, upper), location)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        standardized = np.where(use, (per_pair - forward[:, None]) * df[:, None] / sigma, 0.0)
-    misfit = (standardized**2).sum(axis=1)
-    none = pairs == 0
-    nan = np.full(rows, np.nan)
+    k, cb, ca, pb, pa, y, sigma = (np.empty((rows, width)) for _ in range(7))
+    use = np.empty((rows, width), dtype=np.bool_)
+    pairs = np.empty(rows, dtype=np.int64)
+    fit_df = np.empty(rows, dtype=np.bool_)
+    centre = np.empty(rows)
+
+    def table(values: npt.ArrayLike) -> FloatArray:
+        return np.ascontiguousarray(np.broadcast_to(values, strike.shape), dtype=np.float64)
+
+    # The Cboe single-strike forward at the strike where |C - P| is smallest guesses F; the ATM
+    # straddle, about 0.8 DF F σ√T (Brenner & Subrahmanyam 1988), scales the band of strikes
+    # used; a mid C - P is uncertain by the two half-spreads added (quotes round to ticks inside
+    # them), floored so that a locked quote does not take all the weight.
+    _parity_tables_kernel(
+        np.ascontiguousarray(strike), table(call_bid), table(call_ask), table(put_bid),
+        table(put_ask), given,
+        float(config.forward_band), int(config.min_forward_pairs), k, cb, ca, pb, pa, y, sigma,
+        use, pairs, fit_df, centre,
+    )  # fmt: skip
+    # y = DF (F - centre) + DF (centre - K): intercept DF (F - centre), slope DF.
+    forward, df, df_error, lower, upper, misfit = (np.empty(rows) for _ in range(6))
+    _parity_fit_kernel(
+        k, cb, ca, pb, pa, y, sigma, use, pairs, fit_df, centre, given,
+        float(config.huber_threshold), _ROW_IRLS_ITERATIONS, forward, df, df_error, lower, upper,
+        misfit,
+    )  # fmt: skip
     return ParityFits(
-        forward=np.where(none, nan, forward),
-        discount_factor=np.where(none & ~np.isfinite(given), nan, df),
+        forward=forward,
+        discount_factor=df,
         discount_error=df_error,
         pairs=pairs,
-        lower=np.where(none, nan, lower),
-        upper=np.where(none, nan, upper),
+        lower=lower,
+        upper=upper,
         misfit=misfit,
     )
 

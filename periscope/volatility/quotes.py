@@ -326,8 +326,9 @@ def _american_forwards(
     dividends it implies) but slowly (a factor of about 0.5 per round), so the round before the
     last takes an Aitken Δ² step per expiry, F* = F₃ + (F₃ - F₂) g / (1 - g) with
     g = (F₃ - F₂) / (F₂ - F₁), from rounds after the first (whose step from the American mids
-    is not geometric). The rounds before the last use coarser trees, and each round's premium
-    fixed point starts from the previous round's premiums.
+    is not geometric). The rounds before the last use coarser trees and a single volatility
+    update of the premium's own fixed point (which then advances with the forward's), each
+    starting from the previous round's premiums; the last round runs it out.
 
     Returns the forwards, discount factors, pair counts and the premium per contract (NaN for
     the contracts not de-Americanized here).
@@ -347,6 +348,14 @@ def _american_forwards(
             return min(config.tree_steps, _COARSE_STEPS)
         return config.tree_steps
 
+    def sigma_rounds(round_: int) -> int:
+        # Likewise one volatility update per round before the last: the premium's own fixed
+        # point (sigma = IV of the de-Americanized mid) then advances with the forward's, each
+        # round starting from the previous round's premiums; the last round runs it out.
+        if round_ + 1 < config.american_iterations:
+            return 1
+        return config.deamericanize_rounds
+
     for round_ in range(config.american_iterations):
         fwd, df, t = forward[pair_slice], discount[pair_slice], expiry_time[pair_slice]
         ok = american[pair_slice] & np.isfinite(fwd) & np.isfinite(df)
@@ -355,7 +364,7 @@ def _american_forwards(
             _, found[ok] = european_equivalent(
                 mid[ok], spot, strike[side][ok], t[ok], fwd[ok], df[ok], is_call[side][ok],
                 dividend_model=config.dividend_model, steps=steps(round_),
-                rounds=config.deamericanize_rounds, dividends=schedule,
+                rounds=sigma_rounds(round_), dividends=schedule,
                 initial_premium=premium[ok] if round_ else None,
             )  # fmt: skip
         premium = np.where(ok, found, np.nan)

@@ -63,6 +63,7 @@ _RHO_MAX = _k.RHO_MAX
 _N_STARTS = 2
 _CHECK_STEP = 0.005
 _PROBE_ITERATIONS = 15
+_MAX_MINIMA = 64
 
 
 class SliceStatus(IntEnum):
@@ -378,14 +379,19 @@ def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> Fl
     """The dense grid Durrleman's condition is checked on for ``params``.
 
     A uniform grid of step 0.005 over ``[min(-3, k_min - 1), max(3, k_max + 1)]`` (the task's
-    standard check range, widened to the quotes) joined with ``m + sigma sinh(z)``,
-    ``z in [-8, 8]`` (321 points): ``g`` varies on the scale ``sigma`` around ``m``, which is
-    far below 0.005 for short expiries, and on the scale ``|k - m|`` further out.
+    standard check range, widened to the quotes), continued into both wings by points 10 %
+    apart out to ``|k| = 1e4``, joined with ``m + sigma sinh(z)``, ``z in [-8, 8]`` (321
+    points): ``g`` varies on the scale ``sigma`` around ``m``, which is far below 0.005 for
+    short expiries, and on the scale ``|k - m|`` further out. The check itself also refines
+    every grid-local minimum of ``g`` between its grid neighbours (golden-section search), so
+    a dip narrower than the grid spacing is found too.
     """
     low = min(-3.0, k_min - 1.0)
     high = max(3.0, k_max + 1.0)
     count = math.ceil((high - low) / _CHECK_STEP) + 1
-    uniform = np.linspace(low, high, count)
+    left = low * _k.FAR_RATIO ** np.arange(_k.far_points(low), 0, -1)
+    right = high * _k.FAR_RATIO ** np.arange(1, _k.far_points(high) + 1)
+    uniform = np.concatenate((left, np.linspace(low, high, count), right))
     if not params.is_finite:
         return uniform
     z = np.linspace(-_k.FEATURE_HALF_WIDTH, _k.FEATURE_HALF_WIDTH, _k.FEATURE_POINTS)
@@ -394,7 +400,8 @@ def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> Fl
 
 
 def _check(params: SviParams, k_min: float, k_max: float) -> tuple[float, float, int]:
-    """``(min g, where, violations)`` on :func:`check_grid`'s grid, computed in one kernel."""
+    """``(min g, where, violations)`` on :func:`check_grid`'s grid and between its points
+    (every grid-local minimum refined by golden-section search), computed in one kernel."""
     a, b, rho, m, sigma = params
     low = min(-3.0, k_min - 1.0)
     high = max(3.0, k_max + 1.0)
@@ -402,6 +409,19 @@ def _check(params: SviParams, k_min: float, k_max: float) -> tuple[float, float,
         a, b, rho, m, sigma, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE
     )
     return float(best), float(where), int(count)
+
+
+def _refined_minima(params: SviParams, k_min: float, k_max: float) -> FloatArray:
+    """Where ``g`` has its refined local minima (between the points of :func:`check_grid`'s
+    grid), at most :data:`_MAX_MINIMA`: the penalized refit puts penalty rows there too."""
+    a, b, rho, m, sigma = params
+    low = min(-3.0, k_min - 1.0)
+    high = max(3.0, k_max + 1.0)
+    out = np.empty(_MAX_MINIMA)
+    _, _, _, found = _k.durrleman_minima(
+        a, b, rho, m, sigma, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE, out
+    )
+    return out[: min(int(found), _MAX_MINIMA)]
 
 
 def _k_range(data: SliceData) -> tuple[float, float]:
@@ -506,7 +526,10 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
         # as the smile moves.
         near = g < 20.0 * _PENALTY_MARGIN
         near[::8] = True
-        penalty_k = np.ascontiguousarray(grid[near][:800])
+        # Plus the true minima between grid points, where a narrow dip would otherwise hide.
+        penalty_k = np.ascontiguousarray(
+            np.concatenate((grid[near][:800], _refined_minima(params, k_min, k_max)))
+        )
         options[_k.OPT_PENALTY_WEIGHT] = weight
         _, its, _ = _k.levenberg_marquardt(
             _k.MODEL_SVI,

@@ -78,6 +78,32 @@ def test_check_butterfly__callable_agrees_with_parameters() -> None:
     assert by_callable.lee_bound_holds
 
 
+# A raw SVI slice (an old fit_svi result) whose g is non-negative at every point of the dense
+# grid but dips to about -3.4e-7 between two of them, at k = 0.2595.
+HIDDEN_DIP = SviParams(
+    0.09122350992104804, 0.7310973638003311, 0.0102685002214286, -0.00507512802596559,
+    0.044775268522546825,
+)  # fmt: skip
+
+
+def test_check_butterfly__finds_a_dip_between_grid_points() -> None:
+    grid = dense_k_grid()
+    assert np.all(durrleman_g(HIDDEN_DIP, grid) >= 0.0)  # the grid alone sees nothing
+    fine = np.linspace(0.255, 0.265, 100_001)
+    truth = float(durrleman_g(HIDDEN_DIP, fine).min())
+    assert truth < -3e-7
+    for smile in (HIDDEN_DIP, lambda k: svi_total_variance(HIDDEN_DIP, k)):
+        check = check_butterfly(smile, grid)
+        assert not check.arbitrage_free
+        assert check.violations == 1
+        assert check.min_g == pytest.approx(truth, abs=1e-9)
+        assert check.argmin_k == pytest.approx(0.2595, abs=5e-4)
+        assert check.violating_k.tolist() == [pytest.approx(check.argmin_k)]
+    # Unsorted grids with repeated points are refined too.
+    shuffled = np.concatenate((grid[::-1], grid[:50]))
+    assert check_butterfly(HIDDEN_DIP, shuffled).min_g == pytest.approx(truth, abs=1e-9)
+
+
 def test_lee_wing_bound__both_sides() -> None:
     assert lee_wing_bound_holds(SviParams(0.0, 1.0, 1.0 - 1e-9, 0.0, 0.1))
     assert not lee_wing_bound_holds(SviParams(0.0, 1.2, -0.7, 0.0, 0.1))

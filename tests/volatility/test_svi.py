@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from periscope.simulator.curves import SurfaceTruth
@@ -213,6 +213,28 @@ def test_fit_svi__arbitrageable_quotes_are_repaired() -> None:
     sigma=st.floats(0.005, 1.0),
     t=st.floats(0.005, 3.0),
     seed=st.integers(0, 2**16),
+)
+# Fits whose g dipped below zero between the points of the old check grid (-3.4e-7 at k = 0.2595
+# and -6e-7), though their grid values were all non-negative; and one whose g dipped to -6e-5 at
+# k = 3.4, beyond the old grid's [-3, 3] (sigma 3e-4 kept the sinh points near m).
+@example(
+    a=0.04367916843323137,
+    b=1.4910542209245656,
+    rho=0.7180876112920334,
+    m=-0.4306037032944402,
+    sigma=0.456061034245263,
+    t=0.2692596930894851,
+    seed=14666,
+)
+@example(a=0.0, b=0.978515625, rho=0.0, m=0.0, sigma=0.0078125, t=1.0, seed=724)
+@example(
+    a=0.00887468333304111,
+    b=1.1956847190424198,
+    rho=0.0,
+    m=0.0,
+    sigma=0.00887468333304111,
+    t=0.00887468333304111,
+    seed=58030,
 )
 def test_fit_svi__returned_smiles_are_always_butterfly_free(
     a: float, b: float, rho: float, m: float, sigma: float, t: float, seed: int
