@@ -133,10 +133,9 @@ def _grids(
     arrays = client.submit(
         lay_out_groups, ranges, root, run_id, spec, workers=pool, pure=False
     ).result()
-    ordered = sorted(ranges, key=lambda r: -r.contracts)
     client.gather(
         client.map(
-            grid_range, ordered, root=root, run_id=run_id, spec=spec, workers=pool, pure=False
+            grid_range, ranges, root=root, run_id=run_id, spec=spec, workers=pool, pure=False
         )
     )
     for group, count in arrays.items():

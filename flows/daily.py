@@ -147,7 +147,8 @@ def pipeline(
         clock.lap("ingest"),
     )
 
-    curve = fetch_rate_curve(source, last_weekday())
+    day = last_weekday()  # one trading day for the curve and the history row, even past midnight
+    curve = fetch_rate_curve(source, day)
     fits: list[FitResult] = fit_surfaces.submit(staged, root, run_id, curve).result()
     log.info("fitted %d batches in %.1f s", len(fits), clock.lap("fit_surfaces"))
     rows = [row for fit in sorted(fits, key=lambda f: f.index) for row in fit.diagnostics]
@@ -174,7 +175,7 @@ def pipeline(
         root, run_id, fits, grids, meta, storage_options
     ).result()
     log.info("published %s in %.1f s", run.uri, clock.lap("publish"))
-    written = update_history.submit(root, run_id, source, last_weekday(), storage_options).result()
+    written = update_history.submit(root, run_id, source, day, storage_options).result()
     log.info("history: %d underlyings written in %.1f s", written, clock.lap("history"))
     removed = apply_retention.submit(root, keep_days, grace, storage_options).result()
     if removed:

@@ -229,14 +229,14 @@ def sensitivity_grids(
     storage_options: dict[str, Any] | None = None,
 ) -> GridsResult:
     """Prefect task: the run's ``chains`` and ``risk`` groups, range by range across the Dask
-    cluster (the largest ranges first), marked written once every range is."""
+    cluster (equal ranges, the last one shorter: no balancing to do), marked written once every
+    range is."""
     ranges = plan_ranges(fits)
     if not ranges:
         raise ValueError(f"run {run_id} has no contracts")
     arrays = lay_out_groups(ranges, root, run_id, spec, storage_options)
-    ordered = sorted(ranges, key=lambda r: -r.contracts)
     results = fan_out(
-        grid_range, ordered, root=root, run_id=run_id, spec=spec, storage_options=storage_options
+        grid_range, ranges, root=root, run_id=run_id, spec=spec, storage_options=storage_options
     )
     for group, count in arrays.items():
         storage.finish_group(root, run_id, group, count, storage_options=storage_options)

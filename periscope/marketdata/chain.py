@@ -187,25 +187,22 @@ def chain_from_blocks(
     underlying: str,
     snapshot_time: dt.datetime,
     *,
-    order: npt.NDArray[np.intp] | None = None,
     stale_after: np.timedelta64 = schema.DEFAULT_STALE_AFTER,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Build the canonical chain from the blocks of one underlying's pages, in their order.
 
-    ``order`` (optional) permutes the concatenated contracts (used to merge partitions fetched
-    concurrently back into the listing's order). Raises as :func:`chain_from_snapshots`.
+    Raises as :func:`chain_from_snapshots`.
     """
     size = sum(block.size for block in blocks)
     columns: dict[str, Any] = {}
     for name in _NUMBERS:
         parts = [block.numbers[name] for block in blocks]
         column = np.concatenate(parts) if parts else np.array([], dtype=_EMPTY_DTYPES[name])
-        columns[name] = column if order is None else column[order]
+        columns[name] = column
     strings: dict[str, list[str]] = {}
     for name in _STRINGS:
-        values = [value for block in blocks for value in block.strings[name]]
-        strings[name] = values if order is None else [values[i] for i in order.tolist()]
+        strings[name] = [value for block in blocks for value in block.strings[name]]
     tickers = strings[schema.TICKER]
     for name in (schema.TICKER, schema.UNDERLYING, schema.RIGHT, schema.EXERCISE_STYLE):
         columns[name] = np.array(strings[name], dtype=object)

@@ -100,9 +100,6 @@ CASH_DIVIDENDS: Final = 16
 """Equal payments the ``"cash"`` model spreads a dividend PV over, without a schedule."""
 
 _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
-# A dividend goes ex at the open of its ex-date: the last chance to exercise for it is the close
-# before, so the ex instant is the ex-date's opening (New York).
-_EX_TIME: Final = dt.time(9, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +160,14 @@ class CashDividends:
         naive UTC ``datetime64``): years ACT/365 to each ex-date's opening in New York."""
         if self.amount.size == 0 or np.isnat(valuation):
             return np.zeros((0, 2))
+        # A dividend goes ex at the open of its ex-date (the last chance to exercise for it is
+        # the close before): 09:30 New York, the same instant as an AM settlement.
         instants = np.array(
             [
                 np.datetime64(
-                    dt.datetime.combine(
-                        dt.date.fromisoformat(str(day)), _EX_TIME, tzinfo=schema.NEW_YORK
-                    )
-                    .astimezone(dt.UTC)
-                    .replace(tzinfo=None),
+                    schema.settlement_instant(dt.date.fromisoformat(str(day)), schema.AM).replace(
+                        tzinfo=None
+                    ),
                     "ns",
                 )
                 for day in self.ex_date

@@ -145,9 +145,10 @@ def _deterministic_value(
     sign = 1.0 if is_call else -1.0
     best = 0.0
     first = 0 if american else n
+    div_b = _discounted_amounts(r, div_t, div_a)
     for i in range(first, n + 1):
         t = T * i / n if n > 0 else T
-        stock = Sx * math.exp((r - q) * t) + _remaining_dividends_pv(t, T, r, div_t, div_a)
+        stock = Sx * math.exp((r - q) * t) + _remaining_pv_from_discounted(t, T, r, div_t, div_b)
         value = math.exp(-r * t) * max(sign * (stock - K), 0.0)
         best = max(best, value)
     return best
@@ -201,7 +202,8 @@ def _tree_value(
         greeks[0] = sign if moneyness > 0.0 else (0.5 * sign if moneyness == 0.0 else 0.0)
         greeks[1] = math.nan if moneyness == 0.0 else 0.0
         return max(moneyness, 0.0)
-    pv0 = _remaining_dividends_pv(0.0, T, r, div_t, div_a)
+    div_b = _discounted_amounts(r, div_t, div_a)
+    pv0 = _remaining_pv_from_discounted(0.0, T, r, div_t, div_b)
     Sx = S - pv0
     if not Sx > 0.0:
         return math.nan
@@ -271,7 +273,6 @@ def _tree_value(
     disc_q = math.exp(-q * dt)
     disc_r = math.exp(-r * dt)
     s_low = s_high = 0.0
-    div_b = _discounted_amounts(r, div_t, div_a)
     if strike_last > 0.0:
         s_low = strike_last * math.exp(-_D_CUTOFF * sd - mu_tau)
         s_high = strike_last * math.exp(_D_CUTOFF * sd - mu_tau)
@@ -603,7 +604,6 @@ def _lr_premium_pass(
     d: float,
     pu: float,
     pd: float,
-    with_european: bool,
     div_t: FloatArray,
     div_b: FloatArray,
     count: int,
@@ -612,8 +612,8 @@ def _lr_premium_pass(
     ve: FloatArray,
     s: FloatArray,
 ) -> tuple[float, float]:
-    """American (and, with ``with_european``, European) value of one Leisen-Reimer lattice in
-    one backward induction, for :func:`early_exercise_premium_kernel`.
+    """American and European values of one Leisen-Reimer lattice in one backward induction,
+    for :func:`early_exercise_premium_kernel`.
 
     The same recursion as :func:`_tree_value` without smoothing or Greeks (the European values
     ride along in the same loop, on the same nodes), with the remaining dividends' PV kept as a
@@ -646,21 +646,13 @@ def _lr_premium_pass(
             last_paid -= 1
         pv = tail * math.exp(r * t_i) if tail != 0.0 else 0.0
         signed_strike = sign * (K - pv)
-        if with_european:
-            for j in range(i + 1):
-                sj = s[j] * inv_d
-                s[j] = sj
-                ve[j] = pu * ve[j + 1] + pd * ve[j]
-                cont = pu * va[j + 1] + pd * va[j]
-                exercise = sign * sj - signed_strike
-                va[j] = cont if cont > exercise else exercise
-        else:
-            for j in range(i + 1):
-                sj = s[j] * inv_d
-                s[j] = sj
-                cont = pu * va[j + 1] + pd * va[j]
-                exercise = sign * sj - signed_strike
-                va[j] = cont if cont > exercise else exercise
+        for j in range(i + 1):
+            sj = s[j] * inv_d
+            s[j] = sj
+            ve[j] = pu * ve[j + 1] + pd * ve[j]
+            cont = pu * va[j + 1] + pd * va[j]
+            exercise = sign * sj - signed_strike
+            va[j] = cont if cont > exercise else exercise
         if fresh == last_paid:
             continue
         # Dividends going ex in (t_i, t_i + Δt]: exercising an instant before one is worth
@@ -775,8 +767,8 @@ def early_exercise_premium_kernel(
                 due += amounts[i]
         disc = math.exp(-rk * Tk / n)
         american, european = _lr_premium_pass(
-            Sx, Kk, Tk, rk, qk, sign, n, u, d, disc * p, disc * one_minus_p, True, times,
-            div_b, count, due, va, ve, s,
+            Sx, Kk, Tk, rk, qk, sign, n, u, d, disc * p, disc * one_minus_p, times, div_b,
+            count, due, va, ve, s,
         )  # fmt: skip
         if extrapolate and n >= 5 and pv0 == 0.0:
             # Richardson on the premium: both values of the odd-step tree nearest n / 2 (its own
@@ -791,7 +783,7 @@ def early_exercise_premium_kernel(
                 disc_m = math.exp(-rk * Tk / m)
                 coarse_american, coarse_european = _lr_premium_pass(
                     Sx, Kk, Tk, rk, qk, sign, m, um, dm, disc_m * pm, disc_m * one_minus_pm,
-                    True, times, div_b, count, due, va, ve, s,
+                    times, div_b, count, due, va, ve, s,
                 )  # fmt: skip
             else:
                 coarse_american = _tree_value(
