@@ -27,19 +27,14 @@ from periscope.marketdata.payloads import ChainPage, OptionSnapshot
 from periscope.marketdata.session import BodyNotJson, for_model
 from periscope.marketdata.snapshot_structs import (
     CHAIN_PAGE_DECODER,
+    NAT,
     ChainPageStruct,
-    DayStruct,
-    GreeksStruct,
-    QuoteStruct,
     SnapshotStruct,
-    TradeStruct,
-    UnderlyingStruct,
 )
 from periscope.marketdata.tickers import option_root
 
 ChainItem = OptionSnapshot | SnapshotStruct
 _NAN = float("nan")
-_NAT = int(np.iinfo(np.int64).min)
 _decode_pydantic = for_model(ChainPage)
 _EXPIRY_TEXT = "expiry_text"
 _NUMBERS = (
@@ -56,13 +51,6 @@ _STRINGS = (schema.TICKER, schema.UNDERLYING, schema.RIGHT, schema.EXERCISE_STYL
 
 # Every ticker of a chain checked by one regex pass over the tickers joined by newlines.
 _TICKER_LINES = re.compile(r"^(?:O:)?([A-Za-z0-9]+?)\d{6}[CP]\d{8}$", re.MULTILINE)
-# Stand-ins for absent optional parts of an item: every field None, so a column is read with one
-# ``attrgetter`` over all items (None becomes NaN or NaT). Pydantic items have the same names.
-_NO_QUOTE = QuoteStruct()
-_NO_TRADE = TradeStruct()
-_NO_GREEKS = GreeksStruct()
-_NO_DAY = DayStruct()
-_NO_UNDERLYING = UnderlyingStruct()
 
 
 def decode_chain_page(body: bytes) -> ChainPageStruct | ChainPage:
@@ -98,64 +86,76 @@ class ChainBlock:
     strings: dict[str, list[str]]
 
 
-def _parts(items: list[ChainItem], name: str, absent: Any) -> list[Any]:
-    """The optional part ``name`` of every item, ``absent`` where an item lacks it."""
-    return [absent if part is None else part for part in map(attrgetter(name), items)]
+def _path(item: Any, path: str) -> Any:
+    """``item`` followed along the dotted ``path``; None where a part is absent."""
+    for name in path.split("."):
+        if item is None:
+            return None
+        item = getattr(item, name)
+    return item
 
 
-def _floats(objects: list[Any], name: str) -> npt.NDArray[np.float64]:
-    return np.array(list(map(attrgetter(name), objects)), dtype=np.float64)  # None -> NaN
+def _floats(items: list[ChainItem], path: str) -> npt.NDArray[np.float64]:
+    """The numbers at ``path`` (``"last_quote.bid"``) of every item, NaN where absent."""
+    try:  # Structs: absent values are NaN and absent parts empty instances (one C-level pass)
+        return np.fromiter(map(attrgetter(path), items), np.float64, len(items))
+    except (TypeError, AttributeError):  # a None on the way (explicit nulls, pydantic items)
+        return np.array([_path(item, path) for item in items], dtype=np.float64)  # None -> NaN
 
 
-def _times(objects: list[Any], name: str) -> npt.NDArray[np.datetime64]:
-    """Unix nanoseconds (None -> NaT) as ``datetime64[ns]``."""
-    values = list(map(attrgetter(name), objects))
+def _times(items: list[ChainItem], path: str) -> npt.NDArray[np.datetime64]:
+    """Unix nanoseconds at ``path`` as ``datetime64[ns]``, NaT where absent."""
     try:
-        ns = np.array(values, dtype=np.int64)
-    except TypeError:  # some are None
-        ns = np.array([_NAT if v is None else v for v in values], dtype=np.int64)
+        ns = np.fromiter(map(attrgetter(path), items), np.int64, len(items))
+    except (TypeError, AttributeError):
+        values = (_path(item, path) for item in items)
+        ns = np.array([NAT if v is None else v for v in values], dtype=np.int64)
     return ns.view("datetime64[ns]")
+
+
+def _strings(items: list[ChainItem], path: str) -> list[Any]:
+    try:
+        return list(map(attrgetter(path), items))
+    except AttributeError:
+        return [_path(item, path) for item in items]
 
 
 def chain_block(items: list[ChainItem], underlying: str, next_url: str | None = None) -> ChainBlock:
     """The columns of snapshot ``items`` (Structs or pydantic models) of ``underlying``."""
-    details = list(map(attrgetter("details"), items))
-    quotes = _parts(items, "last_quote", _NO_QUOTE)
-    trades = _parts(items, "last_trade", _NO_TRADE)
-    greeks = _parts(items, "greeks", _NO_GREEKS)
-    assets = _parts(items, "underlying_asset", _NO_UNDERLYING)
-    price = _floats(assets, "price")
+    price = _floats(items, "underlying_asset.price")
     numbers = {
-        schema.STRIKE: _floats(details, "strike_price"),
-        schema.SHARES_PER_CONTRACT: _floats(details, "shares_per_contract"),
-        schema.BID: _floats(quotes, "bid"),
-        schema.ASK: _floats(quotes, "ask"),
-        schema.BID_SIZE: _floats(quotes, "bid_size"),
-        schema.ASK_SIZE: _floats(quotes, "ask_size"),
-        schema.LAST_PRICE: _floats(trades, "price"),
-        schema.LAST_SIZE: _floats(trades, "size"),
-        schema.VOLUME: _floats(_parts(items, "day", _NO_DAY), "volume"),
+        schema.STRIKE: _floats(items, "details.strike_price"),
+        schema.SHARES_PER_CONTRACT: _floats(items, "details.shares_per_contract"),
+        schema.BID: _floats(items, "last_quote.bid"),
+        schema.ASK: _floats(items, "last_quote.ask"),
+        schema.BID_SIZE: _floats(items, "last_quote.bid_size"),
+        schema.ASK_SIZE: _floats(items, "last_quote.ask_size"),
+        schema.LAST_PRICE: _floats(items, "last_trade.price"),
+        schema.LAST_SIZE: _floats(items, "last_trade.size"),
+        schema.VOLUME: _floats(items, "day.volume"),
         schema.OPEN_INTEREST: _floats(items, "open_interest"),
         schema.VENDOR_IV: _floats(items, "implied_volatility"),
-        schema.VENDOR_DELTA: _floats(greeks, "delta"),
-        schema.VENDOR_GAMMA: _floats(greeks, "gamma"),
-        schema.VENDOR_THETA: _floats(greeks, "theta"),
-        schema.VENDOR_VEGA: _floats(greeks, "vega"),
+        schema.VENDOR_DELTA: _floats(items, "greeks.delta"),
+        schema.VENDOR_GAMMA: _floats(items, "greeks.gamma"),
+        schema.VENDOR_THETA: _floats(items, "greeks.theta"),
+        schema.VENDOR_VEGA: _floats(items, "greeks.vega"),
         # ``price`` for stocks, ``value`` for indices
-        schema.UNDERLYING_PRICE: np.where(np.isnan(price), _floats(assets, "value"), price),
-        schema.QUOTE_TIME: _times(quotes, "last_updated"),
-        schema.LAST_TIME: _times(trades, "sip_timestamp"),
-        schema.UNDERLYING_TIME: _times(assets, "last_updated"),
+        schema.UNDERLYING_PRICE: np.where(
+            np.isnan(price), _floats(items, "underlying_asset.value"), price
+        ),
+        schema.QUOTE_TIME: _times(items, "last_quote.last_updated"),
+        schema.LAST_TIME: _times(items, "last_trade.sip_timestamp"),
+        schema.UNDERLYING_TIME: _times(items, "underlying_asset.last_updated"),
     }
     default_style = "european" if underlying.startswith("I:") else "american"
     strings = {
-        schema.TICKER: list(map(attrgetter("ticker"), details)),
-        schema.UNDERLYING: [t or underlying for t in map(attrgetter("ticker"), assets)],
-        schema.RIGHT: list(map(attrgetter("contract_type"), details)),
+        schema.TICKER: _strings(items, "details.ticker"),
+        schema.UNDERLYING: [t or underlying for t in _strings(items, "underlying_asset.ticker")],
+        schema.RIGHT: _strings(items, "details.contract_type"),
         schema.EXERCISE_STYLE: [
-            s or default_style for s in map(attrgetter("exercise_style"), details)
+            s or default_style for s in _strings(items, "details.exercise_style")
         ],
-        _EXPIRY_TEXT: list(map(attrgetter("expiration_date"), details)),
+        _EXPIRY_TEXT: _strings(items, "details.expiration_date"),
     }
     return ChainBlock(next_url, len(items), numbers, strings)
 

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -85,6 +86,16 @@ def _sniff_next_url(body: bytes) -> str | None:
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
     return parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment sets for ``base_url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ...,
+    honouring ``NO_PROXY``), as ``httpx.AsyncClient`` would use by default."""
+    parts = urlsplit(base_url)
+    if parts.hostname is None or proxy_bypass(parts.hostname):
+        return None
+    proxies = getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +169,7 @@ def _is_json_failure(exc: ValidationError) -> bool:
 
 
 class ApiSession:
-    """One pooled ``httpx.AsyncClient`` with Massive's auth, error mapping and paging.
+    """Pooled httpx transports with Massive's auth, error mapping and paging.
 
     Parameters
     ----------
@@ -193,21 +204,34 @@ class ApiSession:
         # eight connections cost a tenth of a chain fetch; two per pool keep that small. A given
         # transport (tests) is used by one lane.
         lanes = 1 if transport is not None else -(-concurrency // _LANE_CONNECTIONS)
-        per_lane = concurrency if transport is not None else min(concurrency, _LANE_CONNECTIONS)
-        self._lanes = [
-            httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={
-                    "Authorization": f"Bearer {api_key.get_secret_value()}",
-                    "Accept-Encoding": "gzip",
-                    "User-Agent": "periscope",
-                },
-                timeout=httpx.Timeout(opts.read_timeout, connect=opts.connect_timeout),
-                limits=httpx.Limits(max_connections=per_lane, max_keepalive_connections=per_lane),
-                transport=transport,
-            )
-            for _ in range(lanes)
-        ]
+        per_lane = min(concurrency, _LANE_CONNECTIONS)
+        # Requests go straight to httpx transports, not through ``httpx.AsyncClient``: the
+        # client's send path (auth and redirect flows, cookies, hooks, its response wrapper)
+        # cost a third of the HTTP time of a 250-contract page (measured: 1.34 ms against
+        # 0.90 ms of CPU per page) and we use none of it. What it did that we need is here:
+        # default headers, timeouts, and the proxy from the environment.
+        proxy = _environment_proxy(self.base_url)
+        self._lanes: list[httpx.AsyncBaseTransport] = (
+            [transport]
+            if transport is not None
+            else [
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(
+                        max_connections=per_lane, max_keepalive_connections=per_lane
+                    ),
+                    proxy=proxy,
+                )
+                for _ in range(lanes)
+            ]
+        )
+        self._headers = httpx.Headers(
+            {
+                "Authorization": f"Bearer {api_key.get_secret_value()}",
+                "Accept-Encoding": "gzip",
+                "User-Agent": "periscope",
+            }
+        )
+        self._timeout = httpx.Timeout(opts.read_timeout, connect=opts.connect_timeout).as_dict()
         self._in_flight = [0] * lanes
         self._semaphore = asyncio.Semaphore(opts.max_concurrency)
         self._limiter = (
@@ -237,7 +261,7 @@ class ApiSession:
             # parses it three times, a tenth of the cost of a small request).
             query = f"?{httpx.QueryParams(params)}" if params else ""
             lane = min(range(len(self._lanes)), key=self._in_flight.__getitem__)
-            extensions: dict[str, Any] = {}
+            extensions: dict[str, Any] = {"timeout": self._timeout}
             if sent is not None:  # httpcore's trace tells when the request is on the wire
 
                 async def trace(name: str, info: Mapping[str, Any]) -> None:
@@ -245,11 +269,21 @@ class ApiSession:
                         sent.set()
 
                 extensions["trace"] = trace
+            request = httpx.Request(
+                "GET",
+                httpx.URL(f"{self.base_url}{path}{query}"),
+                headers=self._headers,
+                extensions=extensions,
+            )
             self._in_flight[lane] += 1
             try:
-                return await self._lanes[lane].get(
-                    httpx.URL(f"{self.base_url}{path}{query}"), extensions=extensions
-                )
+                response = await self._lanes[lane].handle_async_request(request)
+                response.request = request
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()  # returns the connection to the pool
+                return response
             finally:
                 self._in_flight[lane] -= 1
 

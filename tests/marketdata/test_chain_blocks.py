@@ -108,3 +108,40 @@ def test_lanes__concurrent_fetches_match_one_at_a_time(server, simulator: Simula
             mine = together[name]
             assert one[schema.TICKER].values.tolist() == mine[schema.TICKER].values.tolist()
             assert np.array_equal(one[schema.BID].values, mine[schema.BID].values, equal_nan=True)
+
+
+def test_blocks__absent_null_and_pydantic_items_give_one_chain(simulator: Simulator) -> None:
+    """The Structs' one-pass columns (absent = NaN / NaT / an empty part), the general path an
+    explicit ``null`` takes, and the pydantic fallback read the same chain."""
+    objects = [json.loads(body) for body in simulator.chain_snapshot({}, "AAPL").items[:80]]
+    for k, item in enumerate(objects):
+        if k % 3 == 0:
+            del item["last_quote"]
+        if k % 4 == 0:
+            item.pop("greeks", None)
+            item["day"].pop("volume")
+        if k % 5 == 0:
+            del item["underlying_asset"]["last_updated"]
+    absent = json.dumps({"status": "OK", "results": objects}).encode()
+    nulls = json.loads(absent)
+    for k, item in enumerate(nulls["results"]):  # the same gaps as explicit nulls
+        if k % 3 == 0:
+            item["last_quote"] = None
+        if k % 4 == 0:
+            item["greeks"] = None
+            item["day"]["volume"] = None
+        if k % 5 == 0:
+            item["underlying_asset"]["last_updated"] = None
+    extra = json.loads(absent)
+    extra["results"][0]["a_field_massive_added_later"] = 1  # forces the pydantic models
+    pages = [absent, json.dumps(nulls).encode(), json.dumps(extra).encode()]
+    decoded = [decode_chain_page(body) for body in pages]
+    assert [isinstance(page, ChainPage) for page in decoded] == [False, False, True]
+    chains = [chain_from_snapshots(page.results or [], "AAPL", NOW) for page in decoded]
+    _assert_same(chains[0], chains[1])
+    _assert_same(chains[0], chains[2])
+    assert np.isnan(chains[0][schema.BID].values[::3]).all()
+    assert np.isnan(chains[0][schema.VENDOR_DELTA].values[::4]).all()
+    assert np.isnan(chains[0][schema.VOLUME].values[::4]).all()
+    assert np.isnat(chains[0][schema.UNDERLYING_TIME].values[::5]).all()
+    assert np.isfinite(chains[0][schema.BID].values[1::3]).all()

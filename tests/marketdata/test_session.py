@@ -14,7 +14,7 @@ from periscope.errors import (
 )
 from periscope.marketdata import AsyncMassiveClient, CacheKind, ClientOptions
 from periscope.marketdata.payloads import ContractSnapshotResponse
-from periscope.marketdata.session import for_model
+from periscope.marketdata.session import _environment_proxy, for_model
 
 OPTIONS = ClientOptions(
     max_retries=2, backoff_seconds=0.001, max_backoff_seconds=0.002, requests_per_second=None
@@ -76,6 +76,12 @@ def test_fetch_chain__follows_next_url_on_our_base_url_with_auth():
     assert [r.url.host for r in seen] == ["api.test", "api.test"]
     assert all(r.headers["authorization"] == "Bearer secret" for r in seen)
     assert all("secret" not in str(r.url) for r in seen)
+    assert all(r.headers["user-agent"] == "periscope" for r in seen)
+    # the client's timeouts travel with every request (the transport enforces them)
+    assert all(
+        r.extensions["timeout"] == {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}
+        for r in seen
+    )
     assert seen[0].url.params["limit"] == "250"
     assert dict(seen[1].url.params) == {"cursor": "a"}
 
@@ -269,3 +275,18 @@ def test_client__requires_a_key(monkeypatch):
 
     with pytest.raises(InvalidInputError):
         AsyncMassiveClient()
+
+
+def test_environment_proxy__scheme_then_all_and_no_proxy(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    assert _environment_proxy("https://api.massive.com") is None
+    monkeypatch.setenv("ALL_PROXY", "http://every.proxy:3128")
+    assert _environment_proxy("https://api.massive.com") == "http://every.proxy:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://tls.proxy:3128")
+    assert _environment_proxy("https://api.massive.com") == "http://tls.proxy:3128"
+    assert _environment_proxy("http://api.massive.com") == "http://every.proxy:3128"
+    monkeypatch.setenv("NO_PROXY", "massive.com,localhost")
+    assert _environment_proxy("https://api.massive.com") is None
+    assert _environment_proxy("https://other.example") == "http://tls.proxy:3128"
