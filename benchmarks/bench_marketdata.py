@@ -7,6 +7,8 @@ alternate between the clients and the best of several rounds is kept. Measured:
 * one large chain (``I:SPX``, every listed contract): ``MassiveClient.fetch_chain`` (a canonical
   Dataset) vs ``RESTClient.list_snapshot_options_chain(..., params={"limit": 250})`` materialised
   to a list of model objects;
+* a chain of about 5,000 contracts: ``I:SPX`` filtered server-side by ``expiration_date.lte``
+  (the earliest expiries holding 5,000 contracts), the same filter sent by both clients;
 * the whole default universe (20 underlyings): ``fetch_chains`` (concurrent) vs the official
   client looping over the underlyings;
 * client CPU per contract (``time.process_time`` of the benchmark process, the server being in
@@ -26,11 +28,14 @@ from collections.abc import Callable
 from typing import Any
 
 import massive
+import numpy as np
 
+from periscope import schema
 from periscope.marketdata import ClientOptions, MassiveClient
 from periscope.simulator.universe import DEFAULT_UNIVERSE
 
 LARGE = "I:SPX"
+MID_SIZE = 5_000
 
 
 def _timed(function: Callable[[], int]) -> tuple[float, float, int]:
@@ -84,8 +89,21 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
                 for name in names
             )
 
+        # the expiry by which I:SPX lists 5,000 contracts: its chain up to there is the mid-size one
+        expiries = np.sort(ours.fetch_chain(LARGE)[schema.EXPIRY].values)
+        cutoff = str(expiries[MID_SIZE - 1].astype("datetime64[D]"))
+
+        def ours_mid() -> int:
+            return int(ours.fetch_chain(LARGE, expiration_date_lte=cutoff).sizes["contract"])
+
+        def official_mid() -> int:
+            params = {"limit": 250, "expiration_date.lte": cutoff}
+            return len(list(official.list_snapshot_options_chain(LARGE, params=params)))
+
         official_large()
         workloads: dict[str, Callable[[], int]] = {
+            "ours_mid": ours_mid,
+            "official_mid": official_mid,
             "ours_large": ours_large,
             "official_large": official_large,
             "ours_universe": ours_universe,
@@ -111,9 +129,14 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
     def micros(name: str) -> float:
         return 1e6 * cpu[name] / results[name][1]
 
+    mid_n = results["ours_mid"][1]
     large_n = results["ours_large"][1]
     universe_n = results["ours_universe"][1]
-    if results["official_large"][1] != large_n or results["official_universe"][1] != universe_n:
+    if (
+        results["official_mid"][1] != mid_n
+        or results["official_large"][1] != large_n
+        or results["official_universe"][1] != universe_n
+    ):
         raise RuntimeError(f"the clients read different numbers of contracts: {results}")
     lines = [
         "## Market data: option chains over loopback HTTP",
@@ -126,7 +149,10 @@ def _measure(base_url: str, key: str, rounds: int) -> str:
         "| workload | contracts | Periscope (contracts/s) | massive (contracts/s) | ratio "
         "| client CPU µs/contract (Periscope / massive) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| one chain ({LARGE}) | {large_n:,} | {rate('ours_large'):,.0f} | "
+        f"| one chain ({LARGE}, expiries to {cutoff}) | {mid_n:,} | {rate('ours_mid'):,.0f} | "
+        f"{rate('official_mid'):,.0f} | {rate('ours_mid') / rate('official_mid'):.2f}x | "
+        f"{micros('ours_mid'):.1f} / {micros('official_mid'):.1f} |",
+        f"| one chain ({LARGE}, every contract) | {large_n:,} | {rate('ours_large'):,.0f} | "
         f"{rate('official_large'):,.0f} | {rate('ours_large') / rate('official_large'):.2f}x | "
         f"{micros('ours_large'):.1f} / {micros('official_large'):.1f} |",
         f"| default universe ({len(names)} names) | {universe_n:,} | "
