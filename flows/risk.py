@@ -83,9 +83,8 @@ class ContractRange:
 
 @dataclass(frozen=True, slots=True)
 class RangeResult:
-    """A written range: where it starts, its contracts and how many had no usable volatility."""
+    """A written range: its contracts and how many had no usable volatility."""
 
-    start: int
     contracts: int
     unpriced: int
 
@@ -96,7 +95,6 @@ class GridsResult:
 
     contracts: int
     unpriced: int
-    ranges: int
 
 
 def plan_ranges(fits: Sequence[FitResult], size: int = RANGE_CONTRACTS) -> list[ContractRange]:
@@ -188,7 +186,7 @@ def grid_range(
     unpriced = int(np.isnan(grid["price"].values[:, 0, 0, 0]).sum())
     if unpriced:
         logger.info("risk range %d: %d of %d unpriced", part.start, unpriced, part.contracts)
-    return RangeResult(part.start, part.contracts, unpriced)
+    return RangeResult(part.contracts, unpriced)
 
 
 def lay_out_groups(
@@ -243,5 +241,4 @@ def sensitivity_grids(
     return GridsResult(
         contracts=sum(r.contracts for r in results),
         unpriced=sum(r.unpriced for r in results),
-        ranges=len(results),
     )

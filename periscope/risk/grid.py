@@ -170,17 +170,45 @@ def sensitivity_grid(
     fill_grid(
         spot, k, t, call, r, q, volatility, ds_shift, dv_shift, days, sticky, values, surface_vol
     )
+    return grid_dataset(
+        values,
+        surface_vol,
+        (ds_shift, dv_shift, days),
+        shifted_spot=(SPOT_SHIFT, shifted_spot),
+        attrs={"model": MODEL, "sticky": sticky, "spot": float(spot)},
+    )
+
+
+def grid_dataset(
+    values: Mapping[str, npt.NDArray[np.float64]],
+    surface_vol: npt.NDArray[np.float64],
+    shifts: tuple[FloatArray, FloatArray, FloatArray],
+    *,
+    shifted_spot: tuple[Any, npt.NDArray[np.float64]],
+    attrs: Mapping[str, Any],
+    coords: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """The grid Dataset of filled ``values`` (:func:`fill_grid`'s outputs) and the surface
+    volatility of each (contract, spot shift), over ``shifts`` (spot, volatility, days).
+
+    ``shifted_spot`` is the coordinate as ``(dims, values)``; ``coords`` and ``data`` add
+    per-contract coordinates and variables.
+    """
+    ds_shift, dv_shift, days = shifts
     dims = (CONTRACT, SPOT_SHIFT, VOL_SHIFT, HORIZON)
+    variables = {name: (dims, values[name], dict(GRID_ATTRIBUTES[name])) for name in GRID_VARIABLES}
     return xr.Dataset(
-        {name: (dims, values[name], dict(GRID_ATTRIBUTES[name])) for name in GRID_VARIABLES},
+        variables | dict(data or {}),
         coords={
             SPOT_SHIFT: (SPOT_SHIFT, ds_shift, {"units": "1 (relative)"}),
             VOL_SHIFT: (VOL_SHIFT, dv_shift, {"units": "1 (decimal volatility, additive)"}),
             HORIZON: (HORIZON, days, {"units": "calendar days"}),
-            "shifted_spot": (SPOT_SHIFT, shifted_spot),
+            "shifted_spot": shifted_spot,
             "volatility": ((CONTRACT, SPOT_SHIFT), surface_vol),
-        },
-        attrs={"model": MODEL, "sticky": sticky, "spot": float(spot)},
+        }
+        | dict(coords or {}),
+        attrs=dict(attrs),
     )
 
 

@@ -31,16 +31,14 @@ from periscope.risk.grid import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SPOT_SHIFTS,
     DEFAULT_VOL_SHIFTS,
-    GRID_ATTRIBUTES,
     GRID_VARIABLES,
-    HORIZON,
     MODEL,
     SPOT_SHIFT,
-    VOL_SHIFT,
     Sticky,
     VolatilityFunction,
     check_grid,
     fill_grid,
+    grid_dataset,
 )
 from periscope.volatility.query import SurfaceQuery
 
@@ -251,26 +249,23 @@ def chain_sensitivity_grid(
         shifted[index] = spot * (1.0 + ds_shift)
         time_to_expiry[index] = t
 
-    dims = (CONTRACT, SPOT_SHIFT, VOL_SHIFT, HORIZON)
-    coords: dict[str, Any] = {
-        SPOT_SHIFT: (SPOT_SHIFT, ds_shift, {"units": "1 (relative)"}),
-        VOL_SHIFT: (VOL_SHIFT, dv_shift, {"units": "1 (decimal volatility, additive)"}),
-        HORIZON: (HORIZON, days, {"units": "calendar days"}),
-        "volatility": ((CONTRACT, SPOT_SHIFT), vol_grid),
-    }
-    coords |= {
+    coords = {
         coord: (CONTRACT, np.asarray(chain[coord].values))
         for coord in schema.COORDS
         if coord in chain.coords
     }
     attrs: dict[str, Any] = {"model": MODEL, "sticky": sticky}
     if stacked:
-        coords["shifted_spot"] = ((CONTRACT, SPOT_SHIFT), shifted)
+        shifted_spot: tuple[Any, FloatArray] = ((CONTRACT, SPOT_SHIFT), shifted)
     else:
-        coords["shifted_spot"] = (SPOT_SHIFT, spot * (1.0 + ds_shift))
+        shifted_spot = (SPOT_SHIFT, spot * (1.0 + ds_shift))
         attrs |= {"spot": spot, "underlying": str(surface[schema.UNDERLYING].item())}
-    data: dict[str, Any] = {
-        name: (dims, values[name], dict(GRID_ATTRIBUTES[name])) for name in GRID_VARIABLES
-    }
-    data["time_to_expiry"] = (CONTRACT, time_to_expiry, {"units": "years"})
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return grid_dataset(
+        values,
+        vol_grid,
+        (ds_shift, dv_shift, days),
+        shifted_spot=shifted_spot,
+        attrs=attrs,
+        coords=coords,
+        data={"time_to_expiry": (CONTRACT, time_to_expiry, {"units": "years"})},
+    )

@@ -172,13 +172,9 @@ def open_dataset(
     return restore(dataset)
 
 
-def mark_written(store: Any, group: str, dataset: xr.Dataset | int) -> None:
-    """Record on the group that all of its arrays are written (one small metadata write).
-
-    xarray writes one array per variable (coordinates included), so the count is known
-    without listing the group: ``dataset`` is the dataset written, or that count.
-    """
-    count = dataset if isinstance(dataset, int) else len(dataset.variables)
+def mark_written(store: Any, group: str, count: int) -> None:
+    """Record on the group that all ``count`` of its arrays are written (one small metadata
+    write; a dataset written by xarray has one array per variable, coordinates included)."""
     node = zarr.open_group(store, path=group, mode="r+", use_consolidated=False, zarr_format=3)
     node.attrs[WRITTEN_ATTRIBUTE] = count
 

@@ -171,7 +171,7 @@ def write_group(
         raise StorageError(f"run {run_id} is published and immutable", run_id=run_id)
     store = location.zarr_store(uri, read_only=False)
     _zarr_io.write(store, ds, group=group, mode="w", encoding=encoding)
-    _zarr_io.mark_written(store, group, ds)
+    _zarr_io.mark_written(store, group, len(ds.variables))
     logger.info("run %s: wrote group %s (%s)", run_id, group, dict(ds.sizes))
     return uri
 
