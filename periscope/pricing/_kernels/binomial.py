@@ -94,6 +94,22 @@ def _peizer_pratt(z: float, n: int) -> tuple[float, float]:
 
 
 @kernel
+def _lr_lattice(
+    growth: float, d1: float, vol_sqrt_t: float, n: int
+) -> tuple[float, float, float, float]:
+    """The ``n``-step Leisen-Reimer lattice: (p, 1 − p, u, d).
+
+    Leisen & Reimer (1996), eqs. (6)-(8): p = h(d2) and p' = h(d1) so the tree's terminal
+    distribution matches Black-Scholes' N(d2), N(d1) at the strike; then u = e^{bΔt} p'/p and
+    d = e^{bΔt} (1 − p')/(1 − p) (the latter form avoids the cancellation in
+    (e^{bΔt} − p u)/(1 − p)). ``growth`` is e^{bΔt}.
+    """
+    p, one_minus_p = _peizer_pratt(d1 - vol_sqrt_t, n)
+    p1, one_minus_p1 = _peizer_pratt(d1, n)
+    return p, one_minus_p, growth * p1 / p, growth * one_minus_p1 / one_minus_p
+
+
+@kernel
 def _european_step_value(
     s: float,
     K: float,
@@ -216,17 +232,9 @@ def _tree_value(
     d = math.nan
     if sigma > 0.0:
         if leisen_reimer:
-            # Leisen & Reimer (1996), eqs. (6)-(8): p = h(d2) and p' = h(d1) so the tree's
-            # terminal distribution matches Black-Scholes' N(d2), N(d1) at the strike; then
-            # u = e^{bΔt} p'/p and d = e^{bΔt} (1 − p')/(1 − p) (the latter form avoids the
-            # cancellation in (e^{bΔt} − p u)/(1 − p)).
             vol_sqrt_t = sigma * math.sqrt(T)
             d1 = (math.log(Sx / K) + (r - q + 0.5 * sigma * sigma) * T) / vol_sqrt_t
-            d2 = d1 - vol_sqrt_t
-            p, one_minus_p = _peizer_pratt(d2, n)
-            p1, one_minus_p1 = _peizer_pratt(d1, n)
-            u = growth * p1 / p
-            d = growth * one_minus_p1 / one_minus_p
+            p, one_minus_p, u, d = _lr_lattice(growth, d1, vol_sqrt_t, n)
         else:
             # Cox, Ross & Rubinstein (1979): u = e^{σ√Δt}, d = 1/u, risk-neutral p.
             u = math.exp(sigma * math.sqrt(dt))
@@ -726,7 +734,7 @@ def early_exercise_premium_kernel(
             and math.isfinite(Kk) and math.isfinite(Tk) and math.isfinite(rk)
             and math.isfinite(qk) and math.isfinite(vol)
         )  # fmt: skip
-        u = d = p = one_minus_p = p1 = one_minus_p1 = math.nan
+        u = d = p = one_minus_p = math.nan
         pv0 = 0.0
         Sx = math.nan
         growth = math.nan
@@ -742,10 +750,7 @@ def early_exercise_premium_kernel(
             growth = math.exp((rk - qk) * dt)
             vol_sqrt_t = vol * math.sqrt(Tk)
             d1 = (math.log(Sx / Kk) + (rk - qk + 0.5 * vol * vol) * Tk) / vol_sqrt_t
-            p, one_minus_p = _peizer_pratt(d1 - vol_sqrt_t, n)
-            p1, one_minus_p1 = _peizer_pratt(d1, n)
-            u = growth * p1 / p
-            d = growth * one_minus_p1 / one_minus_p
+            p, one_minus_p, u, d = _lr_lattice(growth, d1, vol_sqrt_t, n)
             fast = (
                 0.0 < p < 1.0 and 0.0 < one_minus_p < 1.0 and 0.0 < d < u
                 and math.isfinite(u) and math.isfinite(d)
@@ -775,10 +780,7 @@ def early_exercise_premium_kernel(
             # LR lattice). The American error is c/n, smooth in n; the European one O(1/n²).
             m = n // 2 + (1 - (n // 2) % 2)
             growth_m = math.exp((rk - qk) * Tk / m)
-            pm, one_minus_pm = _peizer_pratt(d1 - vol_sqrt_t, m)
-            pm1, one_minus_pm1 = _peizer_pratt(d1, m)
-            um = growth_m * pm1 / pm
-            dm = growth_m * one_minus_pm1 / one_minus_pm
+            pm, one_minus_pm, um, dm = _lr_lattice(growth_m, d1, vol_sqrt_t, m)
             if 0.0 < pm < 1.0 and 0.0 < one_minus_pm < 1.0 and 0.0 < dm < um:
                 disc_m = math.exp(-rk * Tk / m)
                 coarse_american, coarse_european = _lr_premium_pass(
