@@ -105,7 +105,8 @@ def _group_names(store: Any) -> list[str]:
         node = zarr.open_group(store, mode="r", use_consolidated=False, zarr_format=3)
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
         return []
-    return sorted(name for name, _ in node.groups())
+    with _zarr_io.zarr_warnings():  # a killed writer's temporary files are not groups
+        return sorted(name for name, _ in node.groups())
 
 
 def publish(

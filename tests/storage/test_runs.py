@@ -194,6 +194,30 @@ def test_publish__refuses_an_incomplete_group(local_root, numbered) -> None:
     assert read_pointer(local_root.uri).run_id == run_id
 
 
+def test_publish__a_killed_writers_temporary_files_are_not_groups(local_root, numbered) -> None:
+    """zarr replaces a metadata file through ``zarr.<hex>.partial``; a writer killed in between
+    leaves it behind. Publish neither takes it for a group nor trips on zarr's warning about it
+    (warnings are errors in this suite), whether the run is complete or not."""
+    run_id = new_run_id()
+    write_group(
+        local_root.uri, run_id, "risk", numbered(2, 1_000), encoding={"value": {"chunks": (100,)}}
+    )
+    run = Path(run_uri(local_root.uri, run_id))
+    (run / "zarr.0123456789abcdef0123456789abcdef.partial").write_bytes(b'{"zarr_form')
+    (run / "risk" / "zarr.fedcba9876543210fedcba9876543210.partial").write_bytes(b"{")
+    chunk = run / "risk" / "value" / "c" / "3"
+    saved = chunk.read_bytes()
+    chunk.unlink()
+    with pytest.raises(StorageError, match=r"risk/value has 9 of 10 chunks"):
+        publish(local_root.uri, run_id)
+    chunk.write_bytes(saved)
+    info = publish(local_root.uri, run_id)
+    assert list(info.groups) == ["risk"]
+    assert (
+        open_latest(local_root.uri, "risk")["value"].values == numbered(2, 1_000)["value"].values
+    ).all()
+
+
 def test_publish__pointer_never_moves_back_in_time(local_root, numbered) -> None:
     old, new = new_run_id(T0), new_run_id(T0 + dt.timedelta(hours=1))
     for k, run_id in enumerate((old, new)):
