@@ -97,19 +97,25 @@ def _path(item: Any, path: str) -> Any:
 
 def _floats(items: list[ChainItem], path: str) -> npt.NDArray[np.float64]:
     """The numbers at ``path`` (``"last_quote.bid"``) of every item, NaN where absent."""
-    try:  # Structs: absent values are NaN and absent parts empty instances (one C-level pass)
-        return np.fromiter(map(attrgetter(path), items), np.float64, len(items))
-    except (TypeError, AttributeError):  # a None on the way (explicit nulls, pydantic items)
-        return np.array([_path(item, path) for item in items], dtype=np.float64)  # None -> NaN
+    try:
+        try:  # Structs: absent values are NaN, absent parts empty instances (one C-level pass)
+            return np.fromiter(map(attrgetter(path), items), np.float64, len(items))
+        except (TypeError, AttributeError):  # a None on the way (explicit nulls, pydantic)
+            return np.array([_path(item, path) for item in items], dtype=np.float64)
+    except OverflowError as exc:  # an integer beyond any float
+        raise PayloadError(f"{path} out of range: {exc}") from exc
 
 
 def _times(items: list[ChainItem], path: str) -> npt.NDArray[np.datetime64]:
     """Unix nanoseconds at ``path`` as ``datetime64[ns]``, NaT where absent."""
     try:
-        ns = np.fromiter(map(attrgetter(path), items), np.int64, len(items))
-    except (TypeError, AttributeError):
-        values = (_path(item, path) for item in items)
-        ns = np.array([NAT if v is None else v for v in values], dtype=np.int64)
+        try:
+            ns = np.fromiter(map(attrgetter(path), items), np.int64, len(items))
+        except (TypeError, AttributeError):
+            values = (_path(item, path) for item in items)
+            ns = np.array([NAT if v is None else v for v in values], dtype=np.int64)
+    except OverflowError as exc:  # nanoseconds beyond int64 (year 2262)
+        raise PayloadError(f"{path} out of range: {exc}") from exc
     return ns.view("datetime64[ns]")
 
 

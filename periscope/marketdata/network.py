@@ -6,8 +6,9 @@ reuse it. For a chain snapshot (pages of 250 contracts, about 250 kB each) that 
 a sixth of the client's CPU per request (measured: 0.47 against 0.58-0.65 ms of CPU for a tiny
 request, 0.74-0.80 against 0.90-0.97 ms for a 250-contract page, and a fifth fewer Python calls
 over a whole chain). Here an :class:`asyncio.Protocol` buffers what arrives; a read returns at
-once when bytes are buffered and only waits (under its timeout) when none are; whether an idle
-connection was closed is known from the protocol instead of a poll.
+once when bytes are buffered and only waits (under its timeout) when none are; whether a
+connection reused soon after its last use was closed is known from the protocol instead of a
+poll (one that sat idle longer is polled, since the loop may not have run in the meantime).
 
 The semantics are httpcore's: reads return at most ``max_bytes`` and ``b""`` at the end of the
 stream; timeouts and socket errors become httpcore's ``ConnectTimeout``/``ConnectError``,
@@ -17,8 +18,10 @@ stream; timeouts and socket errors become httpcore's ``ConnectTimeout``/``Connec
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +32,9 @@ import httpx
 # below a quarter of it: memory stays bounded when the reader is slower than the network.
 _HIGH_WATER = 4 * 1024 * 1024
 _LOW_WATER = _HIGH_WATER // 4
+# A connection idle for longer than this may have been closed while the event loop was blocked
+# (say by a notebook computing between two fetches), which the protocol cannot have seen yet.
+_TRUST_PROTOCOL_SECONDS = 0.5
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -46,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
+        self._last_used = time.monotonic()
 
     # -- protocol callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -71,7 +78,7 @@ class _Connection(asyncio.Protocol):
         self._wake_writer()
 
     def pause_writing(self) -> None:
-        if self._writable is None:
+        if self._writable is None or self._writable.done():  # done: a cancelled wait
             self._writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
@@ -87,10 +94,13 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     # -- the stream's side -------------------------------------------------------------------
-    @property
     def closed_or_readable(self) -> bool:
         """True when the peer closed the connection or sent bytes nobody asked for."""
-        return self._eof or bool(self._buffer)
+        if self._eof or self._buffer:
+            return True
+        if time.monotonic() - self._last_used < _TRUST_PROTOCOL_SECONDS or self.transport is None:
+            return False
+        return _socket_readable(self.transport.get_extra_info("socket"))
 
     async def read(self, max_bytes: int, timeout: float | None) -> bytes:
         if not self._buffer and not self._eof:
@@ -100,6 +110,7 @@ class _Connection(asyncio.Protocol):
                     await self._readable
             finally:
                 self._readable = None
+        self._last_used = time.monotonic()
         if self._buffer:
             chunk = bytes(self._buffer[:max_bytes])
             del self._buffer[:max_bytes]  # cheap: bytearray deletes from the front in place
@@ -115,12 +126,25 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             raise self._error or ConnectionResetError("the connection is closed")
+        self._last_used = time.monotonic()
         transport.write(data)
-        if self._writable is not None:
+        waiter = self._writable
+        if waiter is not None and not waiter.done():
             async with asyncio.timeout(timeout):
-                await self._writable
+                await waiter
             if self._error is not None:
                 raise self._error
+
+
+def _socket_readable(sock: socket.socket | None) -> bool:
+    """Whether ``sock`` has bytes or an end of stream to read (closed sockets count)."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])  # pragma: no cover (Windows)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -153,7 +177,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
-        self._transport.close()
+        transport = self._transport
+        transport.close()
+        if transport.get_extra_info("ssl_object") is not None:
+            # close() on TLS waits (up to 30 s) for the peer's close_notify before closing the
+            # socket, which then outlives a loop that ends now; like anyio, do not wait.
+            transport.abort()
 
     async def start_tls(
         self,
@@ -169,7 +198,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                     self._connection,
                     ssl_context,
                     server_hostname=server_hostname,
-                    ssl_handshake_timeout=timeout,
                 )
         except TimeoutError as exc:
             self._transport.close()
@@ -192,7 +220,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return transport.get_extra_info("socket")
         if info == "is_readable":
-            return self._connection.closed_or_readable
+            return self._connection.closed_or_readable()
         return None
 
 
@@ -215,13 +243,15 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     host,
                     port,
                     local_addr=(local_address, 0) if local_address else None,
+                    # both address families tried, staggered, as anyio does (RFC 8305)
+                    happy_eyeballs_delay=0.25,
+                    interleave=1,
                 )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(transport, socket_options)
-        return AsyncioStream(connection)
+        return _connected(transport, connection, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -237,24 +267,33 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(transport, socket_options)
-        return AsyncioStream(connection)
+        return _connected(transport, connection, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _apply(transport: asyncio.BaseTransport, options: Iterable[SocketOption] | None) -> None:
+def _connected(
+    transport: asyncio.BaseTransport,
+    connection: _Connection,
+    options: Iterable[SocketOption] | None,
+) -> AsyncioStream:
+    """The stream of a new connection, once ``options`` are set on its socket."""
     sock: socket.socket = transport.get_extra_info("socket")
-    for option in options or ():
-        sock.setsockopt(*option)
+    try:
+        for option in options or ():
+            sock.setsockopt(*option)
+    except OSError as exc:
+        transport.close()
+        raise httpcore.ConnectError(f"socket option {option}: {exc}") from exc
+    return AsyncioStream(connection)
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
     """``httpx.AsyncHTTPTransport`` whose connection pool uses :class:`AsyncioBackend`.
 
     Direct connections only (a proxy takes httpx's own transport). ``verify`` is as httpx's:
-    True, False or an ``ssl.SSLContext``.
+    True, False or an ``ssl.SSLContext`` (one context can serve several transports).
     """
 
     def __init__(self, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:

@@ -89,11 +89,17 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
-def _transport(connections: int, proxy: str | None) -> httpx.AsyncBaseTransport:
+def _transports(count: int, connections: int, proxy: str | None) -> list[httpx.AsyncBaseTransport]:
+    """``count`` pools of ``connections`` each, sharing one TLS context (loading the CA
+    bundle is the slow part of making one)."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    context = httpx.create_ssl_context()
     if proxy is not None:
-        return httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)
-    return AsyncioTransport(limits)
+        return [
+            httpx.AsyncHTTPTransport(limits=limits, proxy=proxy, verify=context)
+            for _ in range(count)
+        ]
+    return [AsyncioTransport(limits, verify=context) for _ in range(count)]
 
 
 def _environment_proxy(base_url: str) -> str | None:
@@ -103,7 +109,10 @@ def _environment_proxy(base_url: str) -> str | None:
     if parts.hostname is None or proxy_bypass(parts.hostname):
         return None
     proxies = getproxies()
-    return proxies.get(parts.scheme) or proxies.get("all")
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = f"http://{proxy}"  # "proxy.corp:3128", as httpx reads it too
+    return proxy or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +230,7 @@ class ApiSession:
         # use our asyncio network backend (:mod:`periscope.marketdata.network`).
         proxy = _environment_proxy(self.base_url)
         self._lanes: list[httpx.AsyncBaseTransport] = (
-            [transport]
-            if transport is not None
-            else [_transport(per_lane, proxy) for _ in range(lanes)]
+            [transport] if transport is not None else _transports(lanes, per_lane, proxy)
         )
         self._headers = httpx.Headers(
             {
@@ -336,6 +343,9 @@ class ApiSession:
                 continue
             except httpx.TransportError as exc:
                 last = MarketDataUnavailable(f"connection error: {exc!r}", endpoint=path)
+                continue
+            except httpx.DecodingError as exc:  # a body its Content-Encoding does not decode
+                last = MarketDataUnavailable(f"undecodable body: {exc}", endpoint=path)
                 continue
             status = response.status_code
             if status == 429 or status >= 500:

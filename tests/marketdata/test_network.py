@@ -10,6 +10,8 @@ import ipaddress
 import socket
 import ssl
 import struct
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from periscope.marketdata import network
 from periscope.marketdata.network import AsyncioBackend, AsyncioTransport
 
 LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
@@ -78,10 +81,27 @@ def test_transport__uses_the_asyncio_backend() -> None:
     assert isinstance(pool._network_backend, AsyncioBackend)
 
 
-def test_large_bodies__both_ways_with_flow_control() -> None:
+def test_large_bodies__both_ways_with_flow_control(monkeypatch: pytest.MonkeyPatch) -> None:
     """24 MB down to a client that reads slowly (the protocol pauses the socket above its high
-    water mark) and 24 MB up to a server that reads slowly (writes wait for the buffer)."""
+    water mark, so its buffer stays bounded) and 24 MB up to a server that reads slowly (writes
+    wait for the transport's buffer to drain)."""
     payload = bytes(range(256)) * (24 * 4096)
+    largest_buffer = 0
+    write_pauses = 0
+    receive, pause = network._Connection.data_received, network._Connection.pause_writing
+
+    def watched_receive(self: network._Connection, data: bytes) -> None:
+        nonlocal largest_buffer
+        receive(self, data)
+        largest_buffer = max(largest_buffer, len(self._buffer))
+
+    def watched_pause(self: network._Connection) -> None:
+        nonlocal write_pauses
+        write_pauses += 1
+        pause(self)
+
+    monkeypatch.setattr(network._Connection, "data_received", watched_receive)
+    monkeypatch.setattr(network._Connection, "pause_writing", watched_pause)
 
     async def handler(path: str, body: bytes, writer: asyncio.StreamWriter) -> None:
         if path == "/down":
@@ -103,6 +123,9 @@ def test_large_bodies__both_ways_with_flow_control() -> None:
             assert response.text == f"{len(payload)} 1"
 
     asyncio.run(main())
+    # paused above the high water mark: at most one read's worth (256 kB) beyond it
+    assert network._HIGH_WATER < largest_buffer <= network._HIGH_WATER + (1 << 18)
+    assert write_pauses > 0
 
 
 def test_idle_connection_closed_by_the_server__next_request_reconnects() -> None:
@@ -125,9 +148,65 @@ def test_idle_connection_closed_by_the_server__next_request_reconnects() -> None
     assert len(accepted) == 3  # each request found its pooled connection closed and redialled
 
 
+def _threaded_server(idle_close: float) -> tuple[str, list[int], Callable[[], None]]:
+    """An HTTP/1.1 server in its own thread (so it acts while the test's loop is blocked) that
+    answers each GET with its path and closes a connection idle for ``idle_close`` seconds."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            with connection:
+                connection.settimeout(idle_close)
+                try:
+                    while request := connection.recv(65536):
+                        path = request.split(b" ", 2)[1]
+                        connection.sendall(_ok(path))
+                except TimeoutError:
+                    pass  # idle: hang up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", accepted, close
+
+
+def test_idle_connection_closed_while_the_loop_was_blocked__next_request_reconnects() -> None:
+    """The server drops an idle keep-alive connection while the client's loop is busy with
+    other work (a notebook computing between fetches): the protocol has not seen the close,
+    so the pool must find out by looking at the socket, not send on a dead connection."""
+    base, accepted, close = _threaded_server(idle_close=0.1)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=AsyncioTransport(LIMITS)) as client:
+            assert (await client.get(f"{base}/first")).text == "/first"
+            assert (await client.get(f"{base}/second")).text == "/second"
+            assert len(accepted) == 1  # kept alive and reused so far
+            time.sleep(network._TRUST_PROTOCOL_SECONDS + 0.2)  # blocked; the server hangs up
+            assert (await client.get(f"{base}/after")).text == "/after"
+
+    try:
+        asyncio.run(main())
+    finally:
+        close()
+    assert len(accepted) == 2
+
+
 def test_read_timeout_and_refused_connection() -> None:
     async def silent(path: str, body: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        await asyncio.sleep(0.5)  # longer than the client's timeout
 
     async def main() -> None:
         server = await _serve(silent)
@@ -191,8 +270,10 @@ def test_tls__verified_against_the_given_authority_and_rejected_otherwise(tmp_pa
         writer.write(_ok(b"secret " * 40_000))  # several TLS records
         await writer.drain()
 
+    accepted: list[int] = []
+
     async def main() -> None:
-        server = await _serve(handler, tls=server_context)
+        server = await _serve(handler, tls=server_context, accepted=accepted)
         url = _url(server, "/", scheme="https")
         async with server:
             transport = AsyncioTransport(LIMITS, verify=trusting)
@@ -201,6 +282,7 @@ def test_tls__verified_against_the_given_authority_and_rejected_otherwise(tmp_pa
                     response = await client.get(url)
                     assert response.content == b"secret " * 40_000
                     assert response.extensions["network_stream"].get_extra_info("ssl_object")
+            assert len(accepted) == 1  # the second request reused the TLS connection
             async with httpx.AsyncClient(transport=AsyncioTransport(LIMITS)) as client:
                 with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                     await client.get(url)

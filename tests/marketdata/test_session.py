@@ -3,8 +3,10 @@
 import asyncio
 import time
 
+import httpcore
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from periscope.errors import (
     InvalidInputError,
@@ -13,8 +15,9 @@ from periscope.errors import (
     PayloadError,
 )
 from periscope.marketdata import AsyncMassiveClient, CacheKind, ClientOptions
+from periscope.marketdata.network import AsyncioTransport
 from periscope.marketdata.payloads import ContractSnapshotResponse
-from periscope.marketdata.session import _environment_proxy, for_model
+from periscope.marketdata.session import ApiSession, _environment_proxy, for_model
 
 OPTIONS = ClientOptions(
     max_retries=2, backoff_seconds=0.001, max_backoff_seconds=0.002, requests_per_second=None
@@ -290,3 +293,30 @@ def test_environment_proxy__scheme_then_all_and_no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "massive.com,localhost")
     assert _environment_proxy("https://api.massive.com") is None
     assert _environment_proxy("https://other.example") == "http://tls.proxy:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "tls.proxy:3128")  # no scheme: as httpx, http:// is meant
+    assert _environment_proxy("https://other.example") == "http://tls.proxy:3128"
+
+
+def test_session__direct_lanes_use_the_asyncio_backend_proxied_ones_the_proxy(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    direct = ApiSession(SecretStr("k"), "https://api.massive.com")
+    assert direct._lanes
+    assert all(isinstance(lane, AsyncioTransport) for lane in direct._lanes)
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.corp:3128")
+    proxied = ApiSession(SecretStr("k"), "https://api.massive.com")
+    pools = [lane._pool for lane in proxied._lanes]
+    assert pools
+    assert all(isinstance(pool, httpcore.AsyncHTTPProxy) for pool in pools)
+    assert all(pool._proxy_url.host == b"proxy.corp" for pool in pools)
+
+
+@pytest.mark.parametrize("known_fields_only", [True, False])  # msgspec Structs / pydantic
+def test_fetch_chain__times_beyond_int64_are_payload_errors(known_fields_only):
+    item = _item()
+    if known_fields_only:
+        del item["brand_new_field"]
+    item["last_quote"]["last_updated"] = 2**63
+    with pytest.raises(PayloadError, match=r"last_quote\.last_updated out of range"):
+        _run(lambda request: _page([item]), _chain)
