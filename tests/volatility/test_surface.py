@@ -264,3 +264,64 @@ def test_stack_surfaces__outer_join_on_expiry_keeps_dtypes(
     np.testing.assert_array_equal(back.implied_volatility.values, jpm.implied_volatility.values)
     with pytest.raises(InvalidInputError, match="twice"):
         schema.stack_surfaces([jpm, jpm])
+
+
+def _stack_through_xarray(surfaces: list[xr.Dataset]) -> xr.Dataset:
+    """The obvious reference: reindex every surface to the union, then concatenate."""
+    expiries = np.unique(np.concatenate([s.expiry.values for s in surfaces]))
+    reasons = list(dict.fromkeys(r for s in surfaces for r in s.cleaning_reason.values.tolist()))
+    fills = {name: fill for name, (_, _, fill) in schema.SURFACE_LAYOUT.items()}
+    padded = [
+        s.reindex(
+            {"expiry": expiries, "cleaning_reason": np.array(reasons, dtype=object)},
+            fill_value=fills,
+        )
+        for s in surfaces
+    ]
+    stacked = xr.concat(
+        padded, dim="underlying", data_vars="all", coords="minimal", compat="override",
+        join="exact", combine_attrs="drop_conflicts",
+    )  # fmt: skip
+    for name, (_, dtype, _) in schema.SURFACE_LAYOUT.items():
+        if dtype != "object":
+            stacked[name] = stacked[name].astype(dtype)
+    return stacked
+
+
+def test_stack_surfaces__same_as_reindex_and_concat(spx: xr.Dataset, jpm_chain: xr.Dataset) -> None:
+    jpm = fit_surface(jpm_chain)
+    jpm.attrs["day"] = "another day"  # a conflicting attribute is dropped
+    empty = fit_surface(schema.empty_chain(attrs={"underlying": "XYZ"}))
+    failed = schema.empty_surface("FAIL", status=schema.SurfaceStatus.FAILED, message="boom")
+    fewer = schema.build_surface_dataset(
+        "FEW", spx.expiry.values[:2], {}, cleaning_reasons=("zero_bid", "other_reason")
+    )
+    for surfaces in ([spx, jpm, empty, failed, fewer], [failed, jpm], [jpm]):
+        stacked = schema.stack_surfaces(surfaces)
+        expected = _stack_through_xarray(surfaces)
+        xr.testing.assert_identical(stacked, expected)
+        assert list(stacked.data_vars) == list(expected.data_vars)
+        for name, variable in stacked.variables.items():
+            assert variable.dtype == expected[name].dtype, name
+            if variable.dtype == object:  # strings, never 0-d arrays inside object arrays
+                assert all(isinstance(x, str) for x in variable.values.ravel().tolist()), name
+    # A surface with an extra variable takes the xarray path and keeps it.
+    extra = jpm.assign(note=("expiry", np.arange(jpm.sizes["expiry"], dtype=np.float64)))
+    stacked = schema.stack_surfaces([spx.assign(note=("expiry", np.zeros(spx.sizes["expiry"]))),
+                                     extra])  # fmt: skip
+    assert stacked.note.dims == ("underlying", "expiry")
+    np.testing.assert_array_equal(
+        stacked.note.sel(underlying="JPM", expiry=jpm.expiry.values).values,
+        np.arange(jpm.sizes["expiry"]),
+    )
+
+
+def test_build_surface_dataset__coordinates_are_each_surfaces_own(spx: xr.Dataset) -> None:
+    one = schema.build_surface_dataset("ONE", spx.expiry.values[:3], {})
+    two = schema.build_surface_dataset("TWO", spx.expiry.values[:3], {})
+    one.delta_label.values[0] = "changed"
+    one.tenor_years.values[0] = -1.0
+    assert two.delta_label.values[0] == "10P"
+    assert two.tenor_years.values[0] == 7 / 365
+    assert one.cleaning_reason.size == 0
+    schema.validate_surface(two)
