@@ -734,7 +734,10 @@ def _fixed_coordinates(
             CLEANING_REASON: np.array(cleaning_reasons, dtype=object),
         }
     )  # fmt: skip
-    return dict(coords.variables), dict(coords.xindexes)
+    return (
+        {str(k): v for k, v in coords.variables.items()},
+        {str(k): v for k, v in coords.xindexes.items()},
+    )
 
 
 def _enum_attrs(enum_type: type[enum.IntEnum]) -> dict[str, Any]:

@@ -12,7 +12,13 @@ from periscope.simulator.market import Market, SimulationConfig
 from periscope.volatility.arbitrage import check_butterfly, check_calendar, dense_k_grid
 from periscope.volatility.deamericanize import CashDividends
 from periscope.volatility.essvi import EssviSurface
-from periscope.volatility.surface import CLEANING_REASONS, fit_surface
+from periscope.volatility.surface import (
+    CLEANING_REASONS,
+    _arbitrage_checks,
+    _arbitrage_checks_by_slice,
+    fit_surface,
+)
+from periscope.volatility.svi import SviParams
 
 TRUTH = ("true_price", "true_volatility", "forward", "rate", "dividend_yield", "dividend_pv")
 
@@ -325,3 +331,29 @@ def test_build_surface_dataset__coordinates_are_each_surfaces_own(spx: xr.Datase
     assert two.tenor_years.values[0] == 7 / 365
     assert one.cleaning_reason.size == 0
     schema.validate_surface(two)
+
+
+def test_arbitrage_checks__all_slices_at_once_match_slice_by_slice() -> None:
+    vogt = SviParams(-0.0410, 0.1331, 0.3060, 0.3586, 0.4153)  # GJ Example 3.1: g < 0
+    raws = [
+        SviParams(0.01, 0.1, -0.6, 0.02, 0.1),
+        vogt,
+        SviParams(0.02, 0.12, -0.5, 0.0, 0.05),  # crosses the slice before it in the wings
+        SviParams(0.04, 1.5, 0.6, 0.1, 0.2),  # Lee's bound fails: b (1 + |rho|) > 2
+        SviParams(0.06, 0.15, -0.4, 0.05, 0.2),
+    ]
+    got = _arbitrage_checks(raws)
+    expected = _arbitrage_checks_by_slice(raws)
+    np.testing.assert_array_equal(got[0], expected[0])  # butterfly violations
+    np.testing.assert_allclose(got[1], expected[1], rtol=0, atol=1e-14)  # min g
+    np.testing.assert_array_equal(got[2], expected[2])  # calendar crossings
+    assert got[0][1] > 0  # Vogt's slice is caught
+    assert got[1][1] < 0
+    assert got[0][3] >= 1  # and the Lee-bound breach
+    assert (got[2][1:] > 0).any()
+    # NaN parameters take the slice-by-slice path.
+    with_nan = [*raws[:2], SviParams.nan()]
+    for got_part, expected_part in zip(
+        _arbitrage_checks(with_nan), _arbitrage_checks_by_slice(with_nan), strict=True
+    ):
+        np.testing.assert_array_equal(got_part, expected_part)
