@@ -291,6 +291,13 @@ def early_exercise_premium(
             residual = np.log((spot - known) / (spot - dividend_pv)) / t
         paying = known > 0
         tree = _needs_tree(is_call, rate, residual, paying)
+        calls = np.flatnonzero(tree & is_call & paying & (residual <= 0.0))
+        if calls.size:
+            rows = np.broadcast_to(dividends[:, 0], (calls.size, dividends.shape[0]))
+            amounts = np.broadcast_to(dividends[:, 1], rows.shape)
+            tree[calls] = ~_calls_never_exercised(
+                strike[calls], t[calls], rate[calls], rows, amounts, steps
+            )
         if tree.any():
             tables = _one_schedule(dividends[:, 0], dividends[:, 1])
             out[tree] = _tree_premiums(
@@ -329,12 +336,62 @@ def early_exercise_premium(
             amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
         div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
         div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
+        calls = np.flatnonzero(tree & is_call & paying[inverse])
+        if calls.size:
+            row = inverse[calls]
+            tree[calls] = ~_calls_never_exercised(
+                strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
+            )
         out[tree] = _tree_premiums(
             spot, strike[tree], t[tree], rate[tree], option_yield[tree], volatility[tree],
             is_call[tree], inverse[tree].astype(np.int64), np.nan_to_num(div_t),
             np.nan_to_num(div_a), div_count, steps,
         )  # fmt: skip
     return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
+
+
+# A dividend below this share of the interest its strike earns until the next ex-date (or the
+# expiry) rules out early exercise with room for rounding (the bound itself is exact).
+_INTEREST_SHARE: Final = 0.9
+
+
+def _calls_never_exercised(
+    strike: FloatArray,
+    time_to_expiry: FloatArray,
+    rate: FloatArray,
+    div_t: FloatArray,
+    div_a: FloatArray,
+    steps: int,
+) -> BoolArray:
+    """Calls whose early exercise is never optimal on the lattice: their premium is exactly 0.
+
+    Merton (1973) for cash dividends: before an ex-date ``τ_i`` a call is exercised only if the
+    dividend exceeds the interest on the strike until the next chance to exercise that does not
+    lose the next dividend, ``D_i > K (1 - exp(-r (τ_{i+1} - τ_i)))`` (``τ_{n+1} = T``). On the
+    lattice (a martingale under the tree's own discounting, zero or negative residual yield)
+    the same argument holds node by node, with the next chance one step earlier: the last node
+    before ``τ_{i+1}``, so the gap is ``τ_{i+1} - τ_i - T / steps`` (``T - τ_n`` for the last
+    dividend, the expiry being a node). When every dividend before expiry is below
+    :data:`_INTEREST_SHARE` of that interest, no node exercises, the American and European
+    inductions are the same arithmetic and the tree's premium is exactly zero. Per option:
+    ``div_t`` / ``div_a`` rows of ascending ex-times (years) and amounts; only dividends in
+    ``(0, T]`` count. Calls paying no dividend are excluded by :func:`_needs_tree` before.
+    """
+    t = time_to_expiry[:, None]
+    before_expiry = (div_t > 0.0) & (div_t <= t)
+    live = before_expiry & (div_a > 0.0)
+    # The next ex-time before expiry after each (ascending rows: the next column), else the
+    # expiry (then no step is lost: T is a node).
+    following = np.where(before_expiry[:, 1:], div_t[:, 1:], np.inf)
+    next_time = np.concatenate([following, np.full((t.shape[0], 1), np.inf)], axis=1)
+    last = ~np.isfinite(next_time)
+    gap = np.where(last, t - div_t, next_time - div_t - t / steps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        interest = strike[:, None] * -np.expm1(-rate[:, None] * gap)
+        safe = (gap > 0.0) & (div_a < _INTEREST_SHARE * interest)
+    return np.asarray(
+        (rate > 0.0) & np.isfinite(strike) & (~live | safe).all(axis=1), dtype=np.bool_
+    )
 
 
 def _needs_tree(
