@@ -99,9 +99,12 @@ def _one_underlying(american: bool, model: DividendModel) -> tuple[float, float,
     config = CleaningConfig(dividend_model=model)
     surface = fit_surface(chain, dividend_model=model)
     published = int((surface.expiry_status == schema.ExpiryStatus.OK).sum())
-    prepared = prepare_smiles(chain, config=config)
+    # fit_surface prepares the quotes without the volatilities only the quote results need.
+    prepared = prepare_smiles(chain, config=config, all_volatilities=False)
     total = best_seconds(lambda: fit_surface(chain, dividend_model=model), repeat=3)
-    preparation = best_seconds(lambda: prepare_smiles(chain, config=config), repeat=3)
+    preparation = best_seconds(
+        lambda: prepare_smiles(chain, config=config, all_volatilities=False), repeat=3
+    )
     fits = best_seconds(lambda: _publish(_fit_slices(prepared)), repeat=3)
     return total, preparation, fits, published
 
