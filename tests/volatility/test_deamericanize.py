@@ -10,8 +10,10 @@ from periscope.pricing._kernels.binomial import binomial_kernel, early_exercise_
 from periscope.volatility.deamericanize import (
     CASH_DIVIDENDS,
     DEFAULT_STEPS,
+    NEGLIGIBLE_PREMIUM,
     _calls_never_exercised,
     _known_pv,
+    _negligible_call_premium,
     early_exercise_premium,
 )
 
@@ -215,3 +217,33 @@ def test_early_exercise_premium__call_rule_changes_nothing() -> None:
         np.array([9]), DEFAULT_STEPS, True, out,
     )  # fmt: skip
     np.testing.assert_array_equal(known, np.maximum(out, 0.0))
+
+
+def test_negligible_call_premium__trees_agree_with_the_bound() -> None:
+    rng = np.random.default_rng(10)
+    n = 6000
+    spot = 100.0
+    strike = spot * np.exp(rng.uniform(-0.8, 1.0, n))
+    t = rng.uniform(0.01, 2.5, n)
+    rate = rng.uniform(0.0, 0.07, n)
+    q = rng.uniform(0.001, 0.05, n)
+    sigma = rng.uniform(0.08, 0.9, n)
+    skip = _negligible_call_premium(spot, strike, t, rate, q, sigma)
+    assert 0.05 * n < skip.sum() < 0.5 * n
+    out = np.empty(n)
+    early_exercise_premium_kernel(
+        np.full(n, spot), strike, t, rate, q, sigma, np.ones(n, dtype=bool),
+        np.zeros(n, dtype=np.int64), np.zeros((1, 1)), np.zeros((1, 1)),
+        np.zeros(1, dtype=np.int64), DEFAULT_STEPS, True, out,
+    )  # fmt: skip
+    d1 = (np.log(spot / strike) + (rate - q + 0.5 * sigma**2) * t) / (sigma * np.sqrt(t))
+    vega = spot * np.exp(-q * t - 0.5 * d1**2) * np.sqrt(t) / np.sqrt(2 * np.pi)
+    # What the trees give for the calls skipped is below the stated share of the vega.
+    assert (np.maximum(out[skip], 0.0) <= NEGLIGIBLE_PREMIUM * vega[skip]).all()
+    # And the premium in the yield model is the tree's for every other option.
+    pv = spot * -np.expm1(-q * t)
+    got = early_exercise_premium(
+        spot, strike, t, rate, pv, sigma, np.ones(n, dtype=bool), dividend_model="yield"
+    )
+    assert (got[skip] == 0.0).all()
+    np.testing.assert_allclose(got[~skip], np.maximum(out[~skip], 0.0), rtol=1e-9, atol=1e-12)
