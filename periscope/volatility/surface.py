@@ -311,6 +311,18 @@ def _assemble(
 ) -> tuple[xr.Dataset, _Slices, EssviSurface | None]:
     slices = _fit_slices(prepared)
     surface = _publish(slices)
+    return _surface_dataset(underlying, chain, prepared, slices, surface), slices, surface
+
+
+def _surface_dataset(
+    underlying: str,
+    chain: xr.Dataset,
+    prepared: PreparedChain,
+    slices: _Slices,
+    surface: EssviSurface | None,
+) -> xr.Dataset:
+    """The surface Dataset from the fitted slices and the published surface: grids, metrics,
+    fit diagnostics, arbitrage checks, counts (reads ``slices``, changes nothing)."""
     n = slices.expiry.size
     g = slices.group
     t = slices.time_to_expiry
@@ -365,7 +377,7 @@ def _assemble(
             if not with_quotes.any()
             else "no expiry could be fitted and published"
         )
-        dataset = schema.empty_surface(
+        return schema.empty_surface(
             underlying,
             slices.expiry,
             message=reason,
@@ -373,7 +385,6 @@ def _assemble(
             cleaning_reasons=CLEANING_REASONS,
             attrs=_attrs(chain),
         )
-        return dataset, slices, None
     values |= _published_values(surface, slices)
     values[schema.EXPIRY_STATUS] = status
     published = status == schema.ExpiryStatus.OK
@@ -397,14 +408,13 @@ def _assemble(
             for day, code in zip(slices.expiry[failed], status[failed], strict=True)
         )
         values[schema.STATUS_MESSAGE] = np.asarray(f"not published: {names}", dtype=object)
-    dataset = schema.build_surface_dataset(
+    return schema.build_surface_dataset(
         underlying,
         slices.expiry,
         values,
         cleaning_reasons=CLEANING_REASONS,
         attrs=_attrs(chain),
     )
-    return dataset, slices, surface
 
 
 def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, object]:
