@@ -701,6 +701,29 @@ def _worth_refining(g_left: float, g_mid: float, g_right: float) -> bool:
     return g_mid < REFINE_BELOW + (g_left - g_mid) + (g_right - g_mid)
 
 
+@inline
+def _base_point(
+    index: int, n_left: int, n_uniform: int, n_base: int, low: float, high: float
+) -> float:
+    """Point ``index`` of the check grid's wing and uniform points (``inf`` past the end)."""
+    if index < n_left:
+        return float(low * FAR_RATIO ** (n_left - index))
+    if index < n_left + n_uniform:
+        return low + (high - low) * (index - n_left) / (n_uniform - 1)
+    if index < n_base:
+        return float(high * FAR_RATIO ** (index - n_left - n_uniform + 1))
+    return math.inf
+
+
+@inline
+def _feature_point(index: int, m: float, sig: float) -> float:
+    """Point ``index`` of ``m + sig sinh(z)``, ``z`` in ``[-8, 8]`` (``inf`` past the end)."""
+    if index >= FEATURE_POINTS:
+        return math.inf
+    z = -FEATURE_HALF_WIDTH + 2.0 * FEATURE_HALF_WIDTH * index / (FEATURE_POINTS - 1)
+    return m + sig * math.sinh(z)
+
+
 @kernel
 def durrleman_minima(
     a: float,
@@ -744,27 +767,20 @@ def durrleman_minima(
     g_prev2 = math.nan
     k_prev = math.nan
     g_prev = math.nan
+    # The next point of each grid, computed once when its grid advances (a power or a sinh per
+    # point: computing both at every step cost more than evaluating g).
+    k_u = _base_point(0, n_left, n_uniform, n_base, low, high)
+    k_f = _feature_point(0, m, sig)
     for i in range(total + 1):
         if i < total:
-            k_u = math.inf
-            if i_uniform < n_left:
-                k_u = low * FAR_RATIO ** (n_left - i_uniform)
-            elif i_uniform < n_left + n_uniform:
-                k_u = low + (high - low) * (i_uniform - n_left) / (n_uniform - 1)
-            elif i_uniform < n_base:
-                k_u = high * FAR_RATIO ** (i_uniform - n_left - n_uniform + 1)
-            k_f = math.inf
-            if i_feature < FEATURE_POINTS:
-                z = -FEATURE_HALF_WIDTH + 2.0 * FEATURE_HALF_WIDTH * i_feature / (
-                    FEATURE_POINTS - 1
-                )
-                k_f = m + sig * math.sinh(z)
             if k_u <= k_f:
                 k = k_u
                 i_uniform += 1
+                k_u = _base_point(i_uniform, n_left, n_uniform, n_base, low, high)
             else:
                 k = k_f
                 i_feature += 1
+                k_f = _feature_point(i_feature, m, sig)
             if k == k_prev:
                 continue  # a point on both grids: once is enough (and keeps brackets proper)
             g = svi_g(a, b, rho, m, sig, k)

@@ -43,7 +43,11 @@ years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs
   most out-of-the-money quotes and a second one for those with a real premium (1.4 rounds on
   average; within 0.02 vol bp of the fixed point);
 * no tree where the premium is exactly zero: calls without dividends (no cash dividend before
-  expiry, yield ≤ 0) and a rate ≥ 0, puts with a rate ≤ 0 and a yield ≥ 0;
+  expiry, yield ≤ 0) and a rate ≥ 0, puts with a rate ≤ 0 and a yield ≥ 0, and calls whose
+  every cash dividend is below the interest on the strike until the next ex-date (Merton's
+  rule, which holds on the lattice node by node: :func:`_calls_never_exercised`); nor for
+  calls of the yield model whose premium is provably below :data:`NEGLIGIBLE_PREMIUM` times
+  their vega (0.001 vol bp; :func:`_negligible_call_premium`);
 * the kernel is called directly, once per batch: each option takes its own dividend schedule
   (a row of a table), so the ``"cash"`` model without a schedule, whose spread dividends
   differ by expiry, needs no loop over expiries; a warm start (``initial_premium``) saves
@@ -60,6 +64,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
+from scipy.special import ndtr
 
 from periscope import schema
 from periscope.errors import InvalidInputError
@@ -71,6 +76,7 @@ __all__ = [
     "CASH_DIVIDENDS",
     "DEFAULT_ROUNDS",
     "DEFAULT_STEPS",
+    "NEGLIGIBLE_PREMIUM",
     "SIGMA_TOLERANCE",
     "CashDividends",
     "DividendModel",
@@ -100,6 +106,7 @@ CASH_DIVIDENDS: Final = 16
 """Equal payments the ``"cash"`` model spreads a dividend PV over, without a schedule."""
 
 _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
+_SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +298,13 @@ def early_exercise_premium(
             residual = np.log((spot - known) / (spot - dividend_pv)) / t
         paying = known > 0
         tree = _needs_tree(is_call, rate, residual, paying)
+        calls = np.flatnonzero(tree & is_call & paying & (residual <= 0.0))
+        if calls.size:
+            rows = np.broadcast_to(dividends[:, 0], (calls.size, dividends.shape[0]))
+            amounts = np.broadcast_to(dividends[:, 1], rows.shape)
+            tree[calls] = ~_calls_never_exercised(
+                strike[calls], t[calls], rate[calls], rows, amounts, steps
+            )
         if tree.any():
             tables = _one_schedule(dividends[:, 0], dividends[:, 1])
             out[tree] = _tree_premiums(
@@ -302,6 +316,11 @@ def early_exercise_premium(
         with np.errstate(invalid="ignore", divide="ignore"):
             yield_ = -np.log1p(-dividend_pv / spot) / t  # S e^{(r - q) T} = (S - PV) e^{r T}
         tree = _needs_tree(is_call, rate, yield_, np.zeros(size, dtype=bool))
+        calls = np.flatnonzero(tree & is_call & (yield_ > 0.0))
+        if calls.size:
+            tree[calls] = ~_negligible_call_premium(
+                spot, strike[calls], t[calls], rate[calls], yield_[calls], volatility[calls]
+            )
         if tree.any():
             out[tree] = _tree_premiums(
                 spot, strike[tree], t[tree], rate[tree], yield_[tree], volatility[tree],
@@ -329,12 +348,104 @@ def early_exercise_premium(
             amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
         div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
         div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
+        calls = np.flatnonzero(tree & is_call & paying[inverse])
+        if calls.size:
+            row = inverse[calls]
+            tree[calls] = ~_calls_never_exercised(
+                strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
+            )
         out[tree] = _tree_premiums(
             spot, strike[tree], t[tree], rate[tree], option_yield[tree], volatility[tree],
             is_call[tree], inverse[tree].astype(np.int64), np.nan_to_num(div_t),
             np.nan_to_num(div_a), div_count, steps,
         )  # fmt: skip
     return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
+
+
+# A dividend below this share of the interest its strike earns until the next ex-date (or the
+# expiry) rules out early exercise with room for rounding (the bound itself is exact).
+_INTEREST_SHARE: Final = 0.9
+
+
+def _calls_never_exercised(
+    strike: FloatArray,
+    time_to_expiry: FloatArray,
+    rate: FloatArray,
+    div_t: FloatArray,
+    div_a: FloatArray,
+    steps: int,
+) -> BoolArray:
+    """Calls whose early exercise is never optimal on the lattice: their premium is exactly 0.
+
+    Merton (1973) for cash dividends: before an ex-date ``τ_i`` a call is exercised only if the
+    dividend exceeds the interest on the strike until the next chance to exercise that does not
+    lose the next dividend, ``D_i > K (1 - exp(-r (τ_{i+1} - τ_i)))`` (``τ_{n+1} = T``). On the
+    lattice (a martingale under the tree's own discounting, zero or negative residual yield)
+    the same argument holds node by node, with the next chance one step earlier: the last node
+    before ``τ_{i+1}``, so the gap is ``τ_{i+1} - τ_i - T / steps`` (``T - τ_n`` for the last
+    dividend, the expiry being a node). When every dividend before expiry is below
+    :data:`_INTEREST_SHARE` of that interest, no node exercises, the American and European
+    inductions are the same arithmetic and the tree's premium is exactly zero. Per option:
+    ``div_t`` / ``div_a`` rows of ascending ex-times (years) and amounts; only dividends in
+    ``(0, T]`` count. Calls paying no dividend are excluded by :func:`_needs_tree` before.
+    """
+    t = time_to_expiry[:, None]
+    before_expiry = (div_t > 0.0) & (div_t <= t)
+    live = before_expiry & (div_a > 0.0)
+    # The next ex-time before expiry after each (ascending rows: the next column), else the
+    # expiry (then no step is lost: T is a node).
+    following = np.where(before_expiry[:, 1:], div_t[:, 1:], np.inf)
+    next_time = np.concatenate([following, np.full((t.shape[0], 1), np.inf)], axis=1)
+    last = ~np.isfinite(next_time)
+    gap = np.where(last, t - div_t, next_time - div_t - t / steps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        interest = strike[:, None] * -np.expm1(-rate[:, None] * gap)
+        safe = (gap > 0.0) & (div_a < _INTEREST_SHARE * interest)
+    return np.asarray(
+        (rate > 0.0) & np.isfinite(strike) & (~live | safe).all(axis=1), dtype=np.bool_
+    )
+
+
+NEGLIGIBLE_PREMIUM: Final = 1e-7
+"""A call of the yield model whose early-exercise premium is provably below this many units of
+its Black vega (0.001 volatility basis point) gets no tree (premium 0)."""
+
+
+def _negligible_call_premium(
+    spot: float,
+    strike: FloatArray,
+    time_to_expiry: FloatArray,
+    rate: FloatArray,
+    dividend_yield: FloatArray,
+    volatility: FloatArray,
+) -> BoolArray:
+    """Calls on a stock with a continuous yield ``q > 0`` whose premium is below
+    :data:`NEGLIGIBLE_PREMIUM` times their Black vega.
+
+    Kim's (1990) integral form of the premium, ``∫₀ᵀ [q S e^{-qs} N(d₁(S, B_s, s))
+    - r K e^{-rs} N(d₂(S, B_s, s))] ds`` with the exercise boundary ``B_s >= K* = K max(1, r/q)``
+    (exercising earns the yield on S and loses the interest on K), is at most
+    ``S (1 - e^{-qT}) max_s N(d₁(S, K*, s))`` (dropping the negative term; ``N(d₁)`` falls with
+    the boundary). With ``a = ln(S/K*) < 0`` and ``b = r - q + σ²/2``, ``d₁(s) = (a + b s)/(σ√s)``
+    is largest at ``s = T``, or at ``s = a/b`` (where it is ``-2√(ab)/σ``) when ``b < 0`` and
+    that comes first. Out-of-the-money calls with ``q`` well below ``r`` are the usual case: the
+    tree's premium there is below 1e-9 of the vega (measured on 20,000 random calls, r <= 7 %,
+    q <= 5 %, σ 8-90 %, T up to 2.5 years: none above its bound).
+    """
+    t = time_to_expiry
+    q = dividend_yield
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        boundary = strike * np.maximum(1.0, rate / q)
+        a = np.log(spot / boundary)
+        b = rate - q + 0.5 * volatility * volatility
+        sd = volatility * np.sqrt(t)
+        peak = (b < 0.0) & (a / b < t)
+        d1_max = np.where(peak, -2.0 * np.sqrt(a * b) / volatility, (a + b * t) / sd)
+        bound = spot * -np.expm1(-q * t) * ndtr(d1_max)
+        d1 = (np.log(spot / strike) + (rate - q + 0.5 * volatility * volatility) * t) / sd
+        vega = spot * np.exp(-q * t - 0.5 * d1 * d1) * np.sqrt(t) / _SQRT_2PI
+        small = (a < 0.0) & (rate >= 0.0) & (bound <= NEGLIGIBLE_PREMIUM * vega)
+    return np.asarray(small & np.isfinite(bound) & np.isfinite(vega), dtype=np.bool_)
 
 
 def _needs_tree(

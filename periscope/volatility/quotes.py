@@ -398,6 +398,7 @@ def prepare_smiles(
     *,
     config: CleaningConfig = DEFAULT_CLEANING,
     dividends: CashDividends | None = None,
+    all_volatilities: bool = True,
 ) -> PreparedChain:
     """Clean one underlying's chain and turn it into per-expiry smiles of implied volatilities.
 
@@ -416,6 +417,11 @@ def prepare_smiles(
         the de-Americanization trees pay them on their ex-dates. None (default): the dividends
         implied by the forwards are paid as ``config.dividend_model`` says. Ignored for
         European chains.
+    all_volatilities
+        Implied volatilities of every priced European contract (both sides, flagged quotes
+        too); False: only of the quotes that may go into the smiles (the others keep NaN and
+        :data:`NOT_INVERTED`), which gives the same smiles in half the inversions. American
+        contracts outside the fit are never inverted.
 
     Returns
     -------
@@ -430,8 +436,10 @@ def prepare_smiles(
     """
     size = int(chain.sizes.get(schema.CONTRACT, 0))
 
+    variables = chain.variables
+
     def values(name: str) -> npt.NDArray[np.generic]:
-        return np.asarray(chain[name].values)
+        return np.asarray(variables[name].values)
 
     strike = values(schema.STRIKE).astype(np.float64)
     right = values(schema.RIGHT)
@@ -546,6 +554,8 @@ def prepare_smiles(
             initial_premium=pair_premium[invert],
         )  # fmt: skip
     solve = (priced & ~deam) | invert
+    if not all_volatilities:
+        solve &= flags == 0  # the smiles' candidates (invert is among them already)
     if solve.any():
         # Mid, bid and ask in one pass of the solver (the same contracts three times).
         m = int(solve.sum())

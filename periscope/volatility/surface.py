@@ -33,7 +33,8 @@ import xarray as xr
 
 from periscope import schema
 from periscope.errors import InvalidInputError
-from periscope.volatility import metrics
+from periscope.volatility import _svi_kernels, arbitrage, metrics
+from periscope.volatility import svi as svi_module
 from periscope.volatility.arbitrage import check_butterfly, check_calendar
 from periscope.volatility.cleaning import DEFAULT_CLEANING, QuoteFlag
 from periscope.volatility.deamericanize import CashDividends, DividendModel
@@ -173,7 +174,10 @@ def fit_surface(
                 argument="dividend_model",
             )
         config = replace(config, dividend_model=dividend_model)
-    prepared = prepare_smiles(chain, rate_curve, config=config, dividends=dividends)
+    # Without the quote results, only the quotes that may enter the smiles need volatilities.
+    prepared = prepare_smiles(
+        chain, rate_curve, config=config, dividends=dividends, all_volatilities=return_quotes
+    )
     dataset, slices, surface = _assemble(underlying, chain, prepared)
     if not return_quotes:
         return dataset
@@ -307,6 +311,18 @@ def _assemble(
 ) -> tuple[xr.Dataset, _Slices, EssviSurface | None]:
     slices = _fit_slices(prepared)
     surface = _publish(slices)
+    return _surface_dataset(underlying, chain, prepared, slices, surface), slices, surface
+
+
+def _surface_dataset(
+    underlying: str,
+    chain: xr.Dataset,
+    prepared: PreparedChain,
+    slices: _Slices,
+    surface: EssviSurface | None,
+) -> xr.Dataset:
+    """The surface Dataset from the fitted slices and the published surface: grids, metrics,
+    fit diagnostics, arbitrage checks, counts (reads ``slices``, changes nothing)."""
     n = slices.expiry.size
     g = slices.group
     t = slices.time_to_expiry
@@ -361,7 +377,7 @@ def _assemble(
             if not with_quotes.any()
             else "no expiry could be fitted and published"
         )
-        dataset = schema.empty_surface(
+        return schema.empty_surface(
             underlying,
             slices.expiry,
             message=reason,
@@ -369,7 +385,6 @@ def _assemble(
             cleaning_reasons=CLEANING_REASONS,
             attrs=_attrs(chain),
         )
-        return dataset, slices, None
     values |= _published_values(surface, slices)
     values[schema.EXPIRY_STATUS] = status
     published = status == schema.ExpiryStatus.OK
@@ -393,14 +408,13 @@ def _assemble(
             for day, code in zip(slices.expiry[failed], status[failed], strict=True)
         )
         values[schema.STATUS_MESSAGE] = np.asarray(f"not published: {names}", dtype=object)
-    dataset = schema.build_surface_dataset(
+    return schema.build_surface_dataset(
         underlying,
         slices.expiry,
         values,
         cleaning_reasons=CLEANING_REASONS,
         attrs=_attrs(chain),
     )
-    return dataset, slices, surface
 
 
 def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, object]:
@@ -422,18 +436,8 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
     butterflies = np.zeros(n, dtype=np.int64)
     calendars = np.zeros(n, dtype=np.int64)
     min_g = np.full(n, np.nan)
-    previous: tuple[SviParams, FloatArray] | None = None
-    for j, row in enumerate(rows.tolist()):
-        raw = surface.raw_svi(j)
-        dense = check_grid(raw)
-        check = check_butterfly(raw, dense)
-        butterflies[row] = check.violations + (0 if check.lee_bound_holds else 1)
-        min_g[row] = check.min_g
-        if previous is not None:
-            # Both slices' grids: each is dense where its own smile bends.
-            pair_grid = np.concatenate([previous[1], dense])
-            calendars[row] = check_calendar([previous[0], raw], pair_grid).crossings
-        previous = (raw, dense)
+    raws = [surface.raw_svi(j) for j in range(rows.size)]
+    butterflies[rows], min_g[rows], calendars[rows] = _arbitrage_checks(raws)
     tenor_t = np.asarray(schema.TENOR_DAYS, dtype=np.float64) / 365.0
     cm = metrics.atm_implied_volatility(surface, tenor_t)
     delta = np.asarray(schema.DELTA_GRID)
@@ -464,6 +468,84 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
             float(cm[days.index(30)]), float(cm[days.index(90)])
         ),
     }
+
+
+def _arbitrage_checks(raws: list[SviParams]) -> tuple[IntArray, FloatArray, IntArray]:
+    """Per published slice (raw SVI, ascending expiries): butterfly violations (plus one when
+    Lee's bound fails) and the smallest Durrleman ``g`` on the slice's :func:`check_grid`,
+    refined between its points; calendar crossings against the previous slice on both slices'
+    grids (:func:`check_butterfly` and :func:`check_calendar` on those grids, computed for all
+    slices at once).
+    """
+    count = len(raws)
+    butterflies = np.zeros(count, dtype=np.int64)
+    min_g = np.full(count, np.nan)
+    calendars = np.zeros(count, dtype=np.int64)
+    if count == 0:
+        return butterflies, min_g, calendars
+    params = np.array(raws, dtype=np.float64).reshape(count, 5)
+    if not np.isfinite(params).all():
+        return _arbitrage_checks_by_slice(raws)
+    # check_grid's range for quotes inside [-3, 3]: [-4, 4] (its uniform and wing points are the
+    # same for every slice; its feature points m + sigma sinh(z) are the slice's own).
+    low, high = -4.0, 4.0
+    for j, raw in enumerate(raws):
+        best, _, violations = _svi_kernels.durrleman_check(
+            *raw, low, high, svi_module._CHECK_STEP, arbitrage.DEFAULT_TOLERANCE
+        )
+        butterflies[j] = int(violations) + (0 if arbitrage.lee_wing_bound_holds(raw) else 1)
+        min_g[j] = float(best)
+    if count < 2:
+        return butterflies, min_g, calendars
+    a, b, rho, m, sigma = (params[:, i] for i in range(5))
+    base = check_grid(SviParams.nan())  # the shared uniform and wing points
+    z = np.linspace(
+        -_svi_kernels.FEATURE_HALF_WIDTH, _svi_kernels.FEATURE_HALF_WIDTH,
+        _svi_kernels.FEATURE_POINTS,
+    )  # fmt: skip
+    feature = m[:, None] + sigma[:, None] * np.sinh(z)[None, :]
+
+    def w(index: IntArray, k: FloatArray) -> FloatArray:
+        # svi_total_variance's arithmetic, row by row.
+        u = k - m[index, None]
+        s2 = sigma[index, None] * sigma[index, None]
+        return np.asarray(
+            a[index, None] + b[index, None] * (rho[index, None] * u + np.sqrt(u * u + s2))
+        )
+
+    def crossings(difference: FloatArray) -> IntArray:
+        return np.asarray(np.sum(~(difference >= -arbitrage.DEFAULT_TOLERANCE), axis=1))
+
+    every = np.arange(count)
+    before, after = every[:-1], every[1:]
+    on_base = w(every, np.broadcast_to(base, (count, base.size)))
+    # The pair's grid is both slices' grids one after the other: the shared points twice.
+    calendars[1:] = (
+        2 * crossings(on_base[1:] - on_base[:-1])
+        + crossings(w(after, feature[before]) - w(before, feature[before]))
+        + crossings(w(after, feature[after]) - w(before, feature[after]))
+    )
+    return butterflies, min_g, calendars
+
+
+def _arbitrage_checks_by_slice(raws: list[SviParams]) -> tuple[IntArray, FloatArray, IntArray]:
+    """:func:`_arbitrage_checks` one slice at a time (any parameters, NaN ones too)."""
+    count = len(raws)
+    butterflies = np.zeros(count, dtype=np.int64)
+    min_g = np.full(count, np.nan)
+    calendars = np.zeros(count, dtype=np.int64)
+    previous: tuple[SviParams, FloatArray] | None = None
+    for j, raw in enumerate(raws):
+        dense = check_grid(raw)
+        check = check_butterfly(raw, dense)
+        butterflies[j] = check.violations + (0 if check.lee_bound_holds else 1)
+        min_g[j] = check.min_g
+        if previous is not None:
+            # Both slices' grids: each is dense where its own smile bends.
+            pair_grid = np.concatenate([previous[1], dense])
+            calendars[j] = check_calendar([previous[0], raw], pair_grid).crossings
+        previous = (raw, dense)
+    return butterflies, min_g, calendars
 
 
 def _snapshot_time(chain: xr.Dataset) -> np.datetime64:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from periscope.errors import InvalidInputError
+from periscope.volatility._svi_kernels import durrleman_check
 from periscope.volatility.arbitrage import (
     check_butterfly,
     check_calendar,
@@ -16,6 +17,7 @@ from periscope.volatility.arbitrage import (
 )
 from periscope.volatility.svi import (
     SviParams,
+    check_grid,
     repair_butterfly_jw,
     svi_derivatives,
     svi_total_variance,
@@ -140,3 +142,20 @@ def test_dense_k_grid__default_and_invalid() -> None:
         dense_k_grid(1.0, -1.0)
     with pytest.raises(InvalidInputError):
         check_butterfly(VOGT, np.empty(0))
+
+
+def test_durrleman_check_kernel__same_as_check_butterfly_on_the_check_grid() -> None:
+    """The fused kernel (grid never materialized) against the array form on check_grid's grid."""
+    rng = np.random.default_rng(12)
+    found_violations = 0
+    for _ in range(300):
+        params = SviParams(
+            rng.uniform(-0.05, 0.1), rng.uniform(0.0, 1.5), rng.uniform(-0.99, 0.99),
+            rng.uniform(-0.5, 0.5), 10 ** rng.uniform(-3.0, 0.0),
+        )  # fmt: skip
+        best, _, count = durrleman_check(*params, -4.0, 4.0, 0.005, 1e-10)
+        check = check_butterfly(params, check_grid(params))
+        assert count == check.violations
+        assert best == pytest.approx(check.min_g, rel=1e-12, abs=1e-14)
+        found_violations += count > 0
+    assert 30 < found_violations < 270

@@ -7,7 +7,15 @@ import numpy as np
 import QuantLib as ql  # noqa: N813 (the conventional alias)
 
 from periscope.pricing._kernels.binomial import binomial_kernel, early_exercise_premium_kernel
-from periscope.volatility.deamericanize import early_exercise_premium
+from periscope.volatility.deamericanize import (
+    CASH_DIVIDENDS,
+    DEFAULT_STEPS,
+    NEGLIGIBLE_PREMIUM,
+    _calls_never_exercised,
+    _known_pv,
+    _negligible_call_premium,
+    early_exercise_premium,
+)
 
 
 def _options(n: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -136,3 +144,106 @@ def test_early_exercise_premium__extrapolated_trees_match_quantlib_qdfp() -> Non
     # 51 steps: 0.016 and 0.47).
     assert np.median(vol_bp) < 0.02
     assert vol_bp.max() < 0.5
+
+
+def _all_trees(
+    strike: np.ndarray, t: np.ndarray, rate: np.ndarray, sigma: np.ndarray,
+    div_t: np.ndarray, div_a: np.ndarray, steps: int,
+) -> np.ndarray:  # fmt: skip
+    """Every option through the fused kernel, no skipping; row i of div_t/div_a is option i's."""
+    n = strike.size
+    out = np.empty(n)
+    early_exercise_premium_kernel(
+        np.full(n, 100.0), strike, t, rate, np.zeros(n), sigma, np.ones(n, dtype=bool),
+        np.arange(n, dtype=np.int64), div_t, div_a,
+        np.full(n, div_t.shape[1], dtype=np.int64), steps, True, out,
+    )  # fmt: skip
+    return out
+
+
+def test_calls_never_exercised__their_tree_premium_is_exactly_zero() -> None:
+    rng = np.random.default_rng(8)
+    n = 4000
+    strike = rng.uniform(40.0, 200.0, n)
+    t = rng.uniform(0.02, 2.0, n)
+    rate = rng.uniform(-0.01, 0.07, n)
+    sigma = rng.uniform(0.1, 0.8, n)
+    # Four dividends per option at random times (some past expiry), amounts up to 3 % of spot.
+    div_t = np.sort(rng.uniform(0.0, 2.2, (n, 4)), axis=1)
+    div_a = rng.uniform(0.0, 3.0, (n, 4))
+    for steps in (51, 101):
+        safe = _calls_never_exercised(strike, t, rate, div_t, div_a, steps)
+        premium = _all_trees(strike, t, rate, sigma, div_t, div_a, steps)
+        assert 0.15 * n < safe.sum() < 0.85 * n  # the rule is neither vacuous nor everything
+        assert (premium[safe] == 0.0).all()
+        # Where the rule does not hold, early exercise is usually worth something.
+        assert (premium[~safe] > 0.0).mean() > 0.5
+
+
+def test_early_exercise_premium__call_rule_changes_nothing() -> None:
+    rng = np.random.default_rng(9)
+    n = 600
+    spot = 100.0
+    strike = rng.uniform(50.0, 160.0, n)
+    t = np.round(rng.uniform(0.02, 2.0, 12), 4)[rng.integers(0, 12, n)]
+    rate = np.full(n, 0.045)
+    sigma = rng.uniform(0.15, 0.5, n)
+    is_call = rng.random(n) < 0.6
+    pv = spot * (1.0 - np.exp(-rng.choice([0.005, 0.02, 0.06], 12)[rng.integers(0, 12, n)] * t))
+    # The cash model without a schedule: each expiry's 16 spread payments.
+    got = early_exercise_premium(spot, strike, t, rate, pv, sigma, is_call, dividend_model="cash")
+    expiries, first, inverse = np.unique(t, return_index=True, return_inverse=True)
+    mid = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
+    div_t = mid[None, :] * expiries[:, None]
+    amount = pv[first] / np.exp(-rate[first, None] * div_t).sum(axis=1)
+    div_a = np.repeat(amount[:, None], CASH_DIVIDENDS, axis=1)
+    out = np.empty(n)
+    early_exercise_premium_kernel(
+        np.full(n, spot), strike, t, rate, np.zeros(n), sigma, is_call,
+        inverse.astype(np.int64), div_t, div_a, np.full(expiries.size, CASH_DIVIDENDS),
+        DEFAULT_STEPS, True, out,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got, np.maximum(out, 0.0))
+    # A known schedule (quarterly 0.6 ex-dates) too, calls only.
+    schedule = np.column_stack([np.arange(0.1, 2.2, 0.25), np.full(9, 0.6)])
+    known = early_exercise_premium(
+        spot, strike, t, rate, pv, sigma, np.ones(n, dtype=bool), dividends=schedule
+    )
+    residual = np.log((spot - _known_pv(schedule, t, rate)) / (spot - pv)) / t
+    out = np.empty(n)
+    early_exercise_premium_kernel(
+        np.full(n, spot), strike, t, rate, residual, sigma, np.ones(n, dtype=bool),
+        np.zeros(n, dtype=np.int64), schedule[None, :, 0].copy(), schedule[None, :, 1].copy(),
+        np.array([9]), DEFAULT_STEPS, True, out,
+    )  # fmt: skip
+    np.testing.assert_array_equal(known, np.maximum(out, 0.0))
+
+
+def test_negligible_call_premium__trees_agree_with_the_bound() -> None:
+    rng = np.random.default_rng(10)
+    n = 6000
+    spot = 100.0
+    strike = spot * np.exp(rng.uniform(-0.8, 1.0, n))
+    t = rng.uniform(0.01, 2.5, n)
+    rate = rng.uniform(0.0, 0.07, n)
+    q = rng.uniform(0.001, 0.05, n)
+    sigma = rng.uniform(0.08, 0.9, n)
+    skip = _negligible_call_premium(spot, strike, t, rate, q, sigma)
+    assert 0.05 * n < skip.sum() < 0.5 * n
+    out = np.empty(n)
+    early_exercise_premium_kernel(
+        np.full(n, spot), strike, t, rate, q, sigma, np.ones(n, dtype=bool),
+        np.zeros(n, dtype=np.int64), np.zeros((1, 1)), np.zeros((1, 1)),
+        np.zeros(1, dtype=np.int64), DEFAULT_STEPS, True, out,
+    )  # fmt: skip
+    d1 = (np.log(spot / strike) + (rate - q + 0.5 * sigma**2) * t) / (sigma * np.sqrt(t))
+    vega = spot * np.exp(-q * t - 0.5 * d1**2) * np.sqrt(t) / np.sqrt(2 * np.pi)
+    # What the trees give for the calls skipped is below the stated share of the vega.
+    assert (np.maximum(out[skip], 0.0) <= NEGLIGIBLE_PREMIUM * vega[skip]).all()
+    # And the premium in the yield model is the tree's for every other option.
+    pv = spot * -np.expm1(-q * t)
+    got = early_exercise_premium(
+        spot, strike, t, rate, pv, sigma, np.ones(n, dtype=bool), dividend_model="yield"
+    )
+    assert (got[skip] == 0.0).all()
+    np.testing.assert_allclose(got[~skip], np.maximum(out[~skip], 0.0), rtol=1e-9, atol=1e-12)

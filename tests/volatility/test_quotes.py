@@ -478,3 +478,25 @@ def test_prepare_smiles__known_dividends_give_forwards_within_1e4() -> None:
     assert errors["schedule"].max() < 1e-4
     # Spreading the same PV evenly misplaces the early exercise of calls before ex-dates.
     assert errors["spread"].max() > 2 * errors["schedule"].max()
+
+
+@pytest.mark.parametrize("ticker", ["I:SPX", "JPM"])
+def test_prepare_smiles__fit_volatilities_only_give_the_same_smiles(
+    market: Market, ticker: str
+) -> None:
+    chain = market.chain(ticker, market.days[3]).dataset()
+    full = prepare_smiles(chain)
+    lean = prepare_smiles(chain, all_volatilities=False)
+    np.testing.assert_array_equal(lean.flags, full.flags)
+    np.testing.assert_array_equal(lean.forward, full.forward)
+    assert len(lean.smiles) == len(full.smiles)
+    for a, b in zip(lean.smiles, full.smiles, strict=True):
+        for name in ("strike", "log_moneyness", "iv_bid", "iv_mid", "iv_ask", "vega"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    # Only the smiles' candidates are inverted; the full run also inverts the others.
+    candidates = full.flags == 0
+    np.testing.assert_array_equal(lean.iv_mid[candidates], full.iv_mid[candidates])
+    assert (lean.iv_status[~candidates] == NOT_INVERTED).all()
+    assert np.isnan(lean.iv_mid[~candidates]).all()
+    if ticker == "I:SPX":  # European: the in-the-money side has volatilities in the full run
+        assert np.isfinite(full.iv_mid[~candidates]).sum() > 100

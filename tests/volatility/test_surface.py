@@ -12,7 +12,13 @@ from periscope.simulator.market import Market, SimulationConfig
 from periscope.volatility.arbitrage import check_butterfly, check_calendar, dense_k_grid
 from periscope.volatility.deamericanize import CashDividends
 from periscope.volatility.essvi import EssviSurface
-from periscope.volatility.surface import CLEANING_REASONS, fit_surface
+from periscope.volatility.surface import (
+    CLEANING_REASONS,
+    _arbitrage_checks,
+    _arbitrage_checks_by_slice,
+    fit_surface,
+)
+from periscope.volatility.svi import SviParams
 
 TRUTH = ("true_price", "true_volatility", "forward", "rate", "dividend_yield", "dividend_pv")
 
@@ -264,3 +270,90 @@ def test_stack_surfaces__outer_join_on_expiry_keeps_dtypes(
     np.testing.assert_array_equal(back.implied_volatility.values, jpm.implied_volatility.values)
     with pytest.raises(InvalidInputError, match="twice"):
         schema.stack_surfaces([jpm, jpm])
+
+
+def _stack_through_xarray(surfaces: list[xr.Dataset]) -> xr.Dataset:
+    """The obvious reference: reindex every surface to the union, then concatenate."""
+    expiries = np.unique(np.concatenate([s.expiry.values for s in surfaces]))
+    reasons = list(dict.fromkeys(r for s in surfaces for r in s.cleaning_reason.values.tolist()))
+    fills = {name: fill for name, (_, _, fill) in schema.SURFACE_LAYOUT.items()}
+    padded = [
+        s.reindex(
+            {"expiry": expiries, "cleaning_reason": np.array(reasons, dtype=object)},
+            fill_value=fills,
+        )
+        for s in surfaces
+    ]
+    stacked = xr.concat(
+        padded, dim="underlying", data_vars="all", coords="minimal", compat="override",
+        join="exact", combine_attrs="drop_conflicts",
+    )  # fmt: skip
+    for name, (_, dtype, _) in schema.SURFACE_LAYOUT.items():
+        if dtype != "object":
+            stacked[name] = stacked[name].astype(dtype)
+    return stacked
+
+
+def test_stack_surfaces__same_as_reindex_and_concat(spx: xr.Dataset, jpm_chain: xr.Dataset) -> None:
+    jpm = fit_surface(jpm_chain)
+    jpm.attrs["day"] = "another day"  # a conflicting attribute is dropped
+    empty = fit_surface(schema.empty_chain(attrs={"underlying": "XYZ"}))
+    failed = schema.empty_surface("FAIL", status=schema.SurfaceStatus.FAILED, message="boom")
+    fewer = schema.build_surface_dataset(
+        "FEW", spx.expiry.values[:2], {}, cleaning_reasons=("zero_bid", "other_reason")
+    )
+    for surfaces in ([spx, jpm, empty, failed, fewer], [failed, jpm], [jpm]):
+        stacked = schema.stack_surfaces(surfaces)
+        expected = _stack_through_xarray(surfaces)
+        xr.testing.assert_identical(stacked, expected)
+        assert list(stacked.data_vars) == list(expected.data_vars)
+        for name, variable in stacked.variables.items():
+            assert variable.dtype == expected[name].dtype, name
+            if variable.dtype == object:  # strings, never 0-d arrays inside object arrays
+                assert all(isinstance(x, str) for x in variable.values.ravel().tolist()), name
+    # A surface with an extra variable takes the xarray path and keeps it.
+    extra = jpm.assign(note=("expiry", np.arange(jpm.sizes["expiry"], dtype=np.float64)))
+    stacked = schema.stack_surfaces([spx.assign(note=("expiry", np.zeros(spx.sizes["expiry"]))),
+                                     extra])  # fmt: skip
+    assert stacked.note.dims == ("underlying", "expiry")
+    np.testing.assert_array_equal(
+        stacked.note.sel(underlying="JPM", expiry=jpm.expiry.values).values,
+        np.arange(jpm.sizes["expiry"]),
+    )
+
+
+def test_build_surface_dataset__coordinates_are_each_surfaces_own(spx: xr.Dataset) -> None:
+    one = schema.build_surface_dataset("ONE", spx.expiry.values[:3], {})
+    two = schema.build_surface_dataset("TWO", spx.expiry.values[:3], {})
+    one.delta_label.values[0] = "changed"
+    one.tenor_years.values[0] = -1.0
+    assert two.delta_label.values[0] == "10P"
+    assert two.tenor_years.values[0] == 7 / 365
+    assert one.cleaning_reason.size == 0
+    schema.validate_surface(two)
+
+
+def test_arbitrage_checks__all_slices_at_once_match_slice_by_slice() -> None:
+    vogt = SviParams(-0.0410, 0.1331, 0.3060, 0.3586, 0.4153)  # GJ Example 3.1: g < 0
+    raws = [
+        SviParams(0.01, 0.1, -0.6, 0.02, 0.1),
+        vogt,
+        SviParams(0.02, 0.12, -0.5, 0.0, 0.05),  # crosses the slice before it in the wings
+        SviParams(0.04, 1.5, 0.6, 0.1, 0.2),  # Lee's bound fails: b (1 + |rho|) > 2
+        SviParams(0.06, 0.15, -0.4, 0.05, 0.2),
+    ]
+    got = _arbitrage_checks(raws)
+    expected = _arbitrage_checks_by_slice(raws)
+    np.testing.assert_array_equal(got[0], expected[0])  # butterfly violations
+    np.testing.assert_allclose(got[1], expected[1], rtol=0, atol=1e-14)  # min g
+    np.testing.assert_array_equal(got[2], expected[2])  # calendar crossings
+    assert got[0][1] > 0  # Vogt's slice is caught
+    assert got[1][1] < 0
+    assert got[0][3] >= 1  # and the Lee-bound breach
+    assert (got[2][1:] > 0).any()
+    # NaN parameters take the slice-by-slice path.
+    with_nan = [*raws[:2], SviParams.nan()]
+    for got_part, expected_part in zip(
+        _arbitrage_checks(with_nan), _arbitrage_checks_by_slice(with_nan), strict=True
+    ):
+        np.testing.assert_array_equal(got_part, expected_part)
