@@ -606,7 +606,7 @@ def european_equivalent(
             )
         if current == 2:
             # The neighbours' first rounds measure how far interpolated starts are from the
-            # fixed point here: where they moved σ by less than the tolerance, so would this.
+            # fixed point here (a measured rule, not a bound: the module docstring).
             settled = _settled_between(part, level, move, before, after, interpolation_tolerance)
             kept = part[settled & np.isfinite(start[part])]
             if kept.size:
