@@ -51,7 +51,14 @@ years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs
 * the kernel is called directly, once per batch: each option takes its own dividend schedule
   (a row of a table), so the ``"cash"`` model without a schedule, whose spread dividends
   differ by expiry, needs no loop over expiries; a warm start (``initial_premium``) saves
-  rounds when the forward moved little.
+  rounds when the forward moved little;
+* across strikes (``anchor_spacing``): the premium's share of the price is smooth in strike, so
+  every fourth quote per expiry and side is solved first and the others start from the share
+  interpolated between them: one round instead of two for most out-of-the-money puts, the same
+  fixed point; with ``interpolation_tolerance`` the quotes between the anchors and the halfway
+  quotes keep that interpolated premium without a tree where the halfway quotes' starts proved
+  within the tolerance (a measured rule, not a bound: within 0.02 vol bp of the fixed point on
+  the benchmark's chains, 0.06 bp with 1 % price noise).
 """
 
 from __future__ import annotations
@@ -486,6 +493,8 @@ def european_equivalent(
     dividends: FloatArray | None = None,
     initial_premium: FloatArray | None = None,
     tolerance: float = SIGMA_TOLERANCE,
+    anchor_spacing: int = 0,
+    interpolation_tolerance: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """De-Americanize prices: ``P_am - EEP(σ)`` at the fixed point σ = Black IV of the result.
 
@@ -513,6 +522,20 @@ def european_equivalent(
         NaN entries start from zero.
     tolerance
         A quote's rounds stop once its σ moves by less than this.
+    anchor_spacing
+        0 (default): every price without an initial premium starts from zero. ``n >= 2``: of
+        the prices without one, per expiry (``time_to_expiry``) and side in strike order, every
+        ``n``-th and the last (the anchors) are solved first, with the prices that have an
+        initial premium; the others start from the premium's share of the price interpolated
+        in log-moneyness between the solved ones (:func:`_interpolated_starts`). The same fixed
+        point (each price still runs its rounds to ``tolerance``) in fewer rounds: one instead
+        of two for most out-of-the-money puts.
+    interpolation_tolerance
+        With ``anchor_spacing``, > 0: the prices halfway between anchors are solved next (from
+        starts interpolated between the anchors); a price between those keeps its interpolated
+        premium without a tree when its neighbours in strike order are anchors or halfway
+        prices whose first round moved σ by less than this (at least one of them halfway), and
+        that premium leaves a Black volatility. 0 (default): every price gets its trees.
 
     Returns
     -------
@@ -548,11 +571,185 @@ def european_equivalent(
         known = _known_pv(schedule, t, rate)
         if (known >= 0.5 * spot).any():  # inconsistent with the spot: the forward decides
             schedule = None
-    premium = np.zeros_like(price)
+    start = np.full(price.size, np.nan)
     if initial_premium is not None:
-        premium = np.nan_to_num(np.asarray(initial_premium, dtype=np.float64), nan=0.0)
+        start[:] = np.asarray(initial_premium, dtype=np.float64).ravel()
+    if anchor_spacing < 2:
+        return _fixed_point(
+            price, spot, strike, t, forward, discount_factor, is_call, rate, dividend_pv, start,
+            model, schedule, steps, rounds, tolerance,
+        )[:2]  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_moneyness = np.log(strike / forward)
+    level, before, after = _levels(strike, t, is_call, np.isfinite(start), int(anchor_spacing))
+    if interpolation_tolerance <= 0.0:
+        level = np.minimum(level, 1)
+    european, premium = np.full(price.size, np.nan), np.full(price.size, np.nan)
+    move = np.full(price.size, np.nan)
+
+    def solve(part: npt.NDArray[np.intp]) -> None:
+        european[part], premium[part], move[part] = _fixed_point(
+            price[part], spot, strike[part], t[part], forward[part], discount_factor[part],
+            is_call[part], rate[part], dividend_pv[part], start[part], model, schedule, steps,
+            rounds, tolerance,
+        )  # fmt: skip
+
+    # The anchors (and the prices with a start), then the prices halfway between anchors from
+    # the premiums interpolated between them, then the rest from those of both.
+    for current in range(3):
+        part = np.flatnonzero(level == current)
+        if part.size == 0:
+            continue
+        if current > 0:
+            start[part] = _interpolated_starts(
+                log_moneyness, t, is_call, price, premium, level < current, part
+            )
+        if current == 2:
+            # The neighbours' first rounds measure how far interpolated starts are from the
+            # fixed point here (a measured rule, not a bound: the module docstring).
+            settled = _settled_between(part, level, move, before, after, interpolation_tolerance)
+            kept = part[settled & np.isfinite(start[part])]
+            if kept.size:
+                sigma = _black_iv_flat(
+                    price[kept] - start[kept], forward[kept], strike[kept], t[kept],
+                    discount_factor[kept], is_call[kept],
+                )[0]  # fmt: skip
+                kept = kept[np.isfinite(sigma)]
+                premium[kept] = start[kept]
+                european[kept] = price[kept] - start[kept]
+            part = np.setdiff1d(part, kept, assume_unique=True)
+            if part.size == 0:
+                continue
+        solve(part)
+    return european, premium
+
+
+def _levels(
+    strike: FloatArray, time_to_expiry: FloatArray, is_call: BoolArray, started: BoolArray,
+    spacing: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:  # fmt: skip
+    """The order in which :func:`european_equivalent` solves prices with ``anchor_spacing``.
+
+    Level 0: the prices with a start (``started``), and of the others, per expiry and side in
+    strike order, every ``spacing``-th (from the lowest strike) and the last, so that every
+    other price lies between two anchors of its group; level 1: the prices halfway between
+    anchors (``spacing // 2`` after one); level 2: the rest. Also, per price without a start,
+    its neighbours in that order within its group (-1 at the group's ends and for started
+    prices).
+    """
+    size = strike.size
+    level = np.zeros(size, dtype=np.int64)
+    before = np.full(size, -1, dtype=np.intp)
+    after = np.full(size, -1, dtype=np.intp)
+    free = np.flatnonzero(~started)
+    if free.size == 0:
+        return level, before, after
+    order = free[np.lexsort((strike[free], is_call[free], time_to_expiry[free]))]
+    key_t, key_side = time_to_expiry[order], is_call[order]
+    new_group = np.ones(order.size, dtype=bool)
+    new_group[1:] = (key_t[1:] != key_t[:-1]) | (key_side[1:] != key_side[:-1])
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(order.size), 0))
+    rank = np.arange(order.size) - group_start
+    last = np.ones(order.size, dtype=bool)
+    last[:-1] = new_group[1:]
+    phase = rank % spacing
+    level[order] = np.where((phase == 0) | last, 0, np.where(phase == spacing // 2, 1, 2))
+    before[order[1:]] = np.where(new_group[1:], -1, order[:-1])
+    after[order[:-1]] = np.where(last[:-1], -1, order[1:])
+    return level, before, after
+
+
+def _settled_between(
+    part: npt.NDArray[np.intp],
+    level: npt.NDArray[np.int64],
+    move: FloatArray,
+    before: npt.NDArray[np.intp],
+    after: npt.NDArray[np.intp],
+    tolerance: float,
+) -> BoolArray:
+    """Of ``part`` (level 2), those whose neighbours are all anchors or halfway prices whose
+    first round moved σ by less than ``tolerance``, at least one of them halfway."""
+    ok = np.ones(part.size, dtype=bool)
+    halfway = np.zeros(part.size, dtype=bool)
+    for neighbour in (before[part], after[part]):
+        present = neighbour >= 0
+        index = np.where(present, neighbour, 0)
+        is_half = present & (level[index] == 1)
+        with np.errstate(invalid="ignore"):
+            small = move[index] < tolerance
+        ok &= ~present | (level[index] == 0) | (is_half & small)
+        halfway |= is_half
+    return np.asarray(ok & halfway, dtype=np.bool_)
+
+
+def _interpolated_starts(
+    log_moneyness: FloatArray,
+    time_to_expiry: FloatArray,
+    is_call: BoolArray,
+    price: FloatArray,
+    premium: FloatArray,
+    anchors: BoolArray,
+    targets: npt.NDArray[np.intp],
+) -> FloatArray:
+    """Starting premiums of ``targets``: the premium's share of the American price, linear in
+    log-moneyness between the solved anchors of the same expiry and side (held flat beyond the
+    outermost; NaN, i.e. zero, without an anchor). The share moves slowly across strikes and
+    carries the quotes' own noise (a quote priced high has a higher premium): measured on the
+    benchmark's chains, starts within a fraction of a basis point of the fixed point, where a
+    zero start is off by the whole premium."""
+    out = np.full(targets.size, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = premium / price
+    known = np.flatnonzero(anchors & np.isfinite(share) & np.isfinite(log_moneyness))
+    if known.size == 0:
+        return out
+    # One interpolation for all groups: each (expiry, side) group's log-moneyness shifted by
+    # its own multiple of a span wider than any group's range, targets held within their
+    # group's nodes (flat beyond them, never reaching into the next group).
+    expiries, group = np.unique(
+        np.concatenate([time_to_expiry[known], time_to_expiry[targets]]), return_inverse=True
+    )
+    group = 2 * group + np.concatenate([is_call[known], is_call[targets]])
+    node_group, target_group = group[: known.size], group[known.size :]
+    span = 2.0 * float(np.abs(log_moneyness[known]).max()) + 1.0
+    x = log_moneyness[known] + span * node_group
+    low, high = np.full(2 * expiries.size, np.inf), np.full(2 * expiries.size, -np.inf)
+    np.minimum.at(low, node_group, x)
+    np.maximum.at(high, node_group, x)
+    order = np.argsort(x)
+    with np.errstate(invalid="ignore"):
+        wanted = np.clip(
+            log_moneyness[targets] + span * target_group, low[target_group], high[target_group]
+        )
+    mine = np.isfinite(low[target_group]) & np.isfinite(wanted)
+    out[mine] = price[targets[mine]] * np.interp(wanted[mine], x[order], share[known][order])
+    return out
+
+
+def _fixed_point(
+    price: FloatArray,
+    spot: float,
+    strike: FloatArray,
+    t: FloatArray,
+    forward: FloatArray,
+    discount_factor: FloatArray,
+    is_call: BoolArray,
+    rate: FloatArray,
+    dividend_pv: FloatArray,
+    start: FloatArray,
+    model: DividendModel,
+    schedule: FloatArray | None,
+    steps: int,
+    rounds: int,
+    tolerance: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The rounds of :func:`european_equivalent` on prepared arrays, each price from its
+    ``start`` premium (NaN: zero): European-equivalent prices, premiums, and how far each
+    price's first round moved its σ (NaN without one)."""
+    started = np.isfinite(start)
+    premium = np.where(started, start, 0.0)
     sigma = _black_iv_flat(price - premium, forward, strike, t, discount_factor, is_call)[0]
-    if initial_premium is not None:  # a stale premium may leave no volatility: start afresh
+    if started.any():  # a stale premium may leave no volatility: start afresh
         lost = ~np.isfinite(sigma)
         if lost.any():
             premium[lost] = 0.0
@@ -562,7 +759,8 @@ def european_equivalent(
             )[0]  # fmt: skip
     result = np.where(np.isfinite(sigma), premium, np.nan)
     active = np.isfinite(sigma)
-    for _ in range(rounds):
+    first_move = np.full(price.size, np.nan)
+    for round_ in range(rounds):
         todo = np.flatnonzero(active)
         if todo.size == 0:
             break
@@ -575,8 +773,11 @@ def european_equivalent(
             discount_factor[todo], is_call[todo],
         )[0]  # fmt: skip
         with np.errstate(invalid="ignore"):
-            moving = np.isfinite(updated) & (np.abs(updated - sigma[todo]) >= tolerance)
+            step = np.abs(updated - sigma[todo])
+            moving = np.isfinite(updated) & (step >= tolerance)
+        if round_ == 0:
+            first_move[todo] = step
         sigma[todo] = np.where(np.isfinite(updated), updated, sigma[todo])
         active[:] = False
         active[todo[moving]] = True
-    return price - result, result
+    return price - result, result, first_move

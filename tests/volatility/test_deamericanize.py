@@ -4,18 +4,26 @@ separate trees, per-option dividend schedules, and the extrapolated premium agai
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import QuantLib as ql  # noqa: N813 (the conventional alias)
 
 from periscope.pricing._kernels.binomial import binomial_kernel, early_exercise_premium_kernel
+from periscope.simulator.black import american_crr_price
+from periscope.volatility import deamericanize
 from periscope.volatility.deamericanize import (
     CASH_DIVIDENDS,
     DEFAULT_STEPS,
     NEGLIGIBLE_PREMIUM,
+    DividendModel,
     _calls_never_exercised,
+    _interpolated_starts,
     _known_pv,
+    _levels,
     _negligible_call_premium,
     early_exercise_premium,
+    european_equivalent,
 )
+from periscope.volatility.implied import _black_iv_flat
 
 
 def _options(n: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -247,3 +255,135 @@ def test_negligible_call_premium__trees_agree_with_the_bound() -> None:
     )
     assert (got[skip] == 0.0).all()
     np.testing.assert_allclose(got[~skip], np.maximum(out[~skip], 0.0), rtol=1e-9, atol=1e-12)
+
+
+def _american_smiles(seed: int) -> tuple[np.ndarray, ...]:
+    """Out-of-the-money American quotes of eight expiries x 40 strikes per side on a skewed
+    smile, tick-rounded mids (the quotes' own noise), as in a chain."""
+    rng = np.random.default_rng(seed)
+    spot, rate, q = 100.0, 0.045, 0.015
+    t = np.repeat([0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0], 80)
+    width = 0.25 * np.sqrt(t)
+    z = np.tile(np.concatenate([np.linspace(-4.0, 0.0, 40), np.linspace(0.0, 3.0, 40)]), 8)
+    forward = spot * np.exp((rate - q) * t)
+    strike = np.round(forward * np.exp(z * width), 2)
+    is_call = np.tile(np.repeat([False, True], 40), 8)
+    sigma = 0.22 - 0.12 * z * width + 0.05 * (z * width) ** 2
+    price = american_crr_price(
+        np.full(t.size, spot), strike, t, np.full(t.size, rate), np.full(t.size, q), sigma,
+        is_call, None, 200,
+    )  # fmt: skip
+    price = np.round(price * (1.0 + 0.01 * rng.uniform(-1.0, 1.0, t.size)), 2)
+    keep = price >= 0.05
+    discount = np.exp(-rate * t)
+    return price[keep], spot, strike[keep], t[keep], forward[keep], discount[keep], is_call[keep]
+
+
+@pytest.mark.parametrize("model", ["cash", "yield"])
+def test_european_equivalent__anchored_starts_reach_the_same_fixed_point_in_fewer_trees(
+    model: DividendModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = _american_smiles(4)
+    price, _, strike, t, forward, discount, is_call = args
+    # The near-the-money quotes start from a premium (as the forward's pairs give), the others
+    # from zero or from the premiums interpolated between the anchors.
+    near = np.abs(np.log(strike / forward)) < 0.05 * np.sqrt(t)
+    _, exact = european_equivalent(*args, dividend_model=model, rounds=8, tolerance=1e-9)
+    initial = np.where(near, exact * 1.01, np.nan)
+    trees = [0]
+    real = deamericanize._tree_premiums
+
+    def counting(*tree_args: object) -> np.ndarray:
+        trees[0] += np.asarray(tree_args[1]).size
+        return real(*tree_args)
+
+    monkeypatch.setattr(deamericanize, "_tree_premiums", counting)
+    results, counts = [], []
+    for spacing, skip in ((0, 0.0), (4, 0.0), (4, 2e-6)):
+        trees[0] = 0
+        results.append(
+            european_equivalent(
+                *args,
+                dividend_model=model,
+                initial_premium=initial,
+                anchor_spacing=spacing,
+                interpolation_tolerance=skip,
+            )
+        )
+        counts.append(trees[0])
+
+    def volatility(european: np.ndarray) -> np.ndarray:
+        return _black_iv_flat(european, forward, strike, t, discount, is_call)[0]
+
+    fixed_point = volatility(price - exact)
+    plain, anchored, interpolated = (volatility(result[0]) for result in results)
+    assert np.isfinite(plain).all()
+    assert np.isfinite(anchored).all()
+    assert np.isfinite(interpolated).all()
+    # All within a small share of the tolerance (0.5 bp) of the fixed point: the anchored
+    # starts change only the rounds; the interpolated premiums kept without a tree are a
+    # measured rule, not a bound: with these quotes' 1 % noise (more than a chain's ticks) up to
+    # three times their tolerance (0.02 bp) off, 0.06 bp.
+    assert np.abs(plain - fixed_point).max() < 0.03e-4
+    assert np.abs(anchored - fixed_point).max() < 0.03e-4
+    assert np.abs(interpolated - fixed_point).max() < 0.08e-4
+    # Puts pay a premium: most of them took two rounds from zero, one from an interpolated start,
+    # and a part of them none.
+    assert counts[1] < 0.8 * counts[0], counts
+    assert counts[2] < 0.95 * counts[1], counts
+
+
+def test_levels__anchors_halfway_and_the_rest_per_expiry_and_side() -> None:
+    rng = np.random.default_rng(3)
+    n = 500
+    t = rng.choice([0.1, 0.5, 1.0], n)
+    is_call = rng.random(n) < 0.5
+    strike = rng.uniform(50.0, 150.0, n)
+    started = rng.random(n) < 0.2
+    level, before, after = _levels(strike, t, is_call, started, 4)
+    assert (level[started] == 0).all()
+    assert (before[started] == -1).all()
+    assert (after[started] == -1).all()
+    for expiry in (0.1, 0.5, 1.0):
+        for side in (False, True):
+            free = np.flatnonzero((t == expiry) & (is_call == side) & ~started)
+            free = free[np.argsort(strike[free])]
+            expected = np.array([0, 2, 1, 2])[np.arange(free.size) % 4]
+            expected[-1] = 0
+            np.testing.assert_array_equal(level[free], expected)
+            np.testing.assert_array_equal(before[free], np.concatenate([[-1], free[:-1]]))
+            np.testing.assert_array_equal(after[free], np.concatenate([free[1:], [-1]]))
+    # No free prices: everything is an anchor.
+    assert (_levels(strike, t, is_call, np.ones(n, dtype=bool), 4)[0] == 0).all()
+
+
+def test_interpolated_starts__linear_share_within_each_expiry_and_side() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    t = rng.choice([0.1, 0.5, 1.0], n)
+    is_call = rng.random(n) < 0.5
+    x = rng.uniform(-0.5, 0.5, n)
+    price = rng.uniform(0.5, 5.0, n)
+    # A different line per group, so that a node of another group would show.
+    slope = 0.02 + 0.1 * t + 0.05 * is_call
+    share = 0.03 + slope * x
+    anchors = (x < -0.3) | (x > 0.3) | (rng.random(n) < 0.2)
+    premium = np.where(anchors, share * price, np.nan)
+    premium[np.flatnonzero(anchors)[:5]] = np.nan  # unsolved anchors are no nodes
+    # The puts of the longest expiry have no nodes at all: no start there.
+    orphans = (t == 1.0) & ~is_call
+    anchors &= ~orphans
+    targets = np.flatnonzero(~anchors)
+    got = _interpolated_starts(x, t, is_call, price, premium, anchors, targets)
+    inside = ~orphans[targets]
+    np.testing.assert_allclose(got[inside], (share * price)[targets][inside], rtol=1e-12)
+    assert (~inside).any()
+    assert np.isnan(got[~inside]).all()
+    # Beyond the outermost node the share is held flat.
+    node = np.flatnonzero(anchors & np.isfinite(premium) & (t == 0.5) & is_call)
+    edge = node[np.argmax(x[node])]
+    beyond = _interpolated_starts(
+        np.append(x, 0.9), np.append(t, 0.5), np.append(is_call, True), np.append(price, 2.0),
+        np.append(premium, np.nan), np.append(anchors, False), np.array([n]),
+    )  # fmt: skip
+    np.testing.assert_allclose(beyond, [2.0 * share[edge]], rtol=1e-12)
