@@ -375,6 +375,12 @@ class SviFit:
         return np.asarray(np.sqrt(np.maximum(w, 0.0) / self.time_to_expiry), dtype=np.float64)
 
 
+def _check_bounds(k_min: float, k_max: float) -> tuple[float, float]:
+    """The uniform part of :func:`check_grid`'s grid: the quotes' range and a unit beyond,
+    at least ``[-3, 3]``."""
+    return min(-3.0, k_min - 1.0), max(3.0, k_max + 1.0)
+
+
 def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> FloatArray:
     """The dense grid Durrleman's condition is checked on for ``params``.
 
@@ -386,8 +392,7 @@ def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> Fl
     every grid-local minimum of ``g`` between its grid neighbours (golden-section search), so
     a dip narrower than the grid spacing is found too.
     """
-    low = min(-3.0, k_min - 1.0)
-    high = max(3.0, k_max + 1.0)
+    low, high = _check_bounds(k_min, k_max)
     count = math.ceil((high - low) / _CHECK_STEP) + 1
     left = low * _k.FAR_RATIO ** np.arange(_k.far_points(low), 0, -1)
     right = high * _k.FAR_RATIO ** np.arange(1, _k.far_points(high) + 1)
@@ -402,26 +407,22 @@ def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> Fl
 def _check(params: SviParams, k_min: float, k_max: float) -> tuple[float, float, int]:
     """``(min g, where, violations)`` on :func:`check_grid`'s grid and between its points
     (every grid-local minimum refined by golden-section search), computed in one kernel."""
-    a, b, rho, m, sigma = params
-    low = min(-3.0, k_min - 1.0)
-    high = max(3.0, k_max + 1.0)
-    best, where, count = _k.durrleman_check(
-        a, b, rho, m, sigma, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE
-    )
+    low, high = _check_bounds(k_min, k_max)
+    best, where, count = _k.durrleman_check(*params, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE)
     return float(best), float(where), int(count)
 
 
-def _refined_minima(params: SviParams, k_min: float, k_max: float) -> FloatArray:
-    """Where ``g`` has its refined local minima (between the points of :func:`check_grid`'s
-    grid), at most :data:`_MAX_MINIMA`: the penalized refit puts penalty rows there too."""
-    a, b, rho, m, sigma = params
-    low = min(-3.0, k_min - 1.0)
-    high = max(3.0, k_max + 1.0)
+def _check_and_minima(
+    params: SviParams, k_min: float, k_max: float
+) -> tuple[tuple[float, float, int], FloatArray]:
+    """:func:`_check` and, from the same scan, where ``g`` has its refined local minima (at
+    most :data:`_MAX_MINIMA`): the penalized refit puts penalty rows there too."""
+    low, high = _check_bounds(k_min, k_max)
     out = np.empty(_MAX_MINIMA)
-    _, _, _, found = _k.durrleman_minima(
-        a, b, rho, m, sigma, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE, out
+    best, where, count, found = _k.durrleman_minima(
+        *params, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE, out
     )
-    return out[: min(int(found), _MAX_MINIMA)]
+    return (float(best), float(where), int(count)), out[: min(int(found), _MAX_MINIMA)]
 
 
 def _k_range(data: SliceData) -> tuple[float, float]:
@@ -519,6 +520,7 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
     x = x0.copy()
     iterations = 0
     params = SviParams(*(float(v) for v in x))
+    _, minima = _check_and_minima(params, k_min, k_max)
     for weight in _PENALTY_WEIGHTS:
         grid = check_grid(params, k_min, k_max)
         g = _g_on(params, grid)
@@ -527,9 +529,7 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
         near = g < 20.0 * _PENALTY_MARGIN
         near[::8] = True
         # Plus the true minima between grid points, where a narrow dip would otherwise hide.
-        penalty_k = np.ascontiguousarray(
-            np.concatenate((grid[near][:800], _refined_minima(params, k_min, k_max)))
-        )
+        penalty_k = np.ascontiguousarray(np.concatenate((grid[near][:800], minima)))
         options[_k.OPT_PENALTY_WEIGHT] = weight
         _, its, _ = _k.levenberg_marquardt(
             _k.MODEL_SVI,
@@ -547,7 +547,8 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
         params = SviParams(*(float(v) for v in x))
         if not params.is_finite:
             return params, iterations, False
-        if _check(params, k_min, k_max)[2] == 0:
+        check, minima = _check_and_minima(params, k_min, k_max)  # one scan: the next round's too
+        if check[2] == 0:
             return params, iterations, True
     return params, iterations, False
 
