@@ -34,7 +34,6 @@ import xarray as xr
 from periscope import schema
 from periscope.errors import InvalidInputError
 from periscope.volatility import _svi_kernels, arbitrage, metrics
-from periscope.volatility import svi as svi_module
 from periscope.volatility.arbitrage import check_butterfly, check_calendar
 from periscope.volatility.cleaning import DEFAULT_CLEANING, QuoteFlag
 from periscope.volatility.deamericanize import CashDividends, DividendModel
@@ -43,7 +42,14 @@ from periscope.volatility.forwards import ForwardStatus
 from periscope.volatility.quotes import PreparedChain, prepare_smiles
 from periscope.volatility.rates import ZeroCurve
 from periscope.volatility.smile import SmileQuotes
-from periscope.volatility.svi import SliceStatus, SviFit, SviParams, check_grid, fit_svi
+from periscope.volatility.svi import (
+    SliceStatus,
+    SviFit,
+    SviParams,
+    check_grid,
+    durrleman_scan,
+    fit_svi,
+)
 
 __all__ = ["CLEANING_REASONS", "SurfaceResult", "fit_surface"]
 
@@ -486,13 +492,10 @@ def _arbitrage_checks(raws: list[SviParams]) -> tuple[IntArray, FloatArray, IntA
     params = np.array(raws, dtype=np.float64).reshape(count, 5)
     if not np.isfinite(params).all():
         return _arbitrage_checks_by_slice(raws)
-    # check_grid's range for quotes inside [-3, 3]: [-4, 4] (its uniform and wing points are the
-    # same for every slice; its feature points m + sigma sinh(z) are the slice's own).
-    low, high = -4.0, 4.0
     for j, raw in enumerate(raws):
-        best, _, violations = _svi_kernels.durrleman_check(
-            *raw, low, high, svi_module._CHECK_STEP, arbitrage.DEFAULT_TOLERANCE
-        )
+        # check_grid's default range (its uniform and wing points are the same for every
+        # slice; its feature points m + sigma sinh(z) are the slice's own)
+        best, _, violations = durrleman_scan(raw, tolerance=arbitrage.DEFAULT_TOLERANCE)
         butterflies[j] = int(violations) + (0 if arbitrage.lee_wing_bound_holds(raw) else 1)
         min_g[j] = float(best)
     if count < 2:

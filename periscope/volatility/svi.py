@@ -404,19 +404,25 @@ def check_grid(params: SviParams, k_min: float = -3.0, k_max: float = 3.0) -> Fl
     return np.ascontiguousarray(np.concatenate((uniform, feature)))
 
 
-def _check(params: SviParams, k_min: float, k_max: float) -> tuple[float, float, int]:
+def durrleman_scan(
+    params: SviParams,
+    k_min: float = -3.0,
+    k_max: float = 3.0,
+    tolerance: float = BUTTERFLY_TOLERANCE,
+) -> tuple[float, float, int]:
     """``(min g, where, violations)`` on :func:`check_grid`'s grid and between its points
-    (every grid-local minimum refined by golden-section search), computed in one kernel."""
+    (every grid-local minimum refined by golden-section search), computed in one kernel;
+    violations are points with ``g < -tolerance``."""
     low, high = _check_bounds(k_min, k_max)
-    best, where, count = _k.durrleman_check(*params, low, high, _CHECK_STEP, BUTTERFLY_TOLERANCE)
+    best, where, count = _k.durrleman_check(*params, low, high, _CHECK_STEP, tolerance)
     return float(best), float(where), int(count)
 
 
 def _check_and_minima(
     params: SviParams, k_min: float, k_max: float
 ) -> tuple[tuple[float, float, int], FloatArray]:
-    """:func:`_check` and, from the same scan, where ``g`` has its refined local minima (at
-    most :data:`_MAX_MINIMA`): the penalized refit puts penalty rows there too."""
+    """:func:`durrleman_scan` and, from the same scan, where ``g`` has its refined local
+    minima (at most :data:`_MAX_MINIMA`): the penalized refit puts penalty rows there too."""
     low, high = _check_bounds(k_min, k_max)
     out = np.empty(_MAX_MINIMA)
     best, where, count, found = _k.durrleman_minima(
@@ -580,7 +586,7 @@ def _make_fit(
             params, status, data.time_to_expiry, math.nan, math.nan, math.nan, data.size,
             math.nan, False, iterations,
         )  # fmt: skip
-    min_g, _, count = _check(params, *_k_range(data)) if check is None else check
+    min_g, _, count = durrleman_scan(params, *_k_range(data)) if check is None else check
     fitted = svi_total_variance(params, data.log_moneyness)
     rmse, worst, inside = slice_fit_metrics(data, fitted)
     return SviFit(
@@ -608,14 +614,14 @@ def _make_butterfly_free(
     Theorem 4.2, so there is always one); the cheapest on the quotes wins.
     """
     k_min, k_max = _k_range(data)
-    check = _check(params, k_min, k_max)
+    check = durrleman_scan(params, k_min, k_max)
     if _lee_ok(params) and check[2] == 0:
         return params, 0, False, check
     projected = _ssvi_projection(params)
     candidates = [projected]
     iterations = 0
     repaired = repair_butterfly_jw(params, data.time_to_expiry)
-    if repaired.is_finite and _lee_ok(repaired) and _check(repaired, k_min, k_max)[2] == 0:
+    if repaired.is_finite and _lee_ok(repaired) and durrleman_scan(repaired, k_min, k_max)[2] == 0:
         candidates.append(repaired)
     if data.size >= MIN_QUOTES:
         for start in (x, np.array(projected)):
@@ -627,7 +633,7 @@ def _make_butterfly_free(
     if data.size:
         costs = [_cost(data, candidate) for candidate in candidates]
         best = candidates[int(np.argmin(costs))]
-    return best, iterations, True, _check(best, k_min, k_max)
+    return best, iterations, True, durrleman_scan(best, k_min, k_max)
 
 
 def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> SviFit:
