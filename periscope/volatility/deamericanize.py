@@ -77,6 +77,7 @@ from periscope import schema
 from periscope.errors import InvalidInputError
 from periscope.pricing._kernels.binomial import early_exercise_premium_kernel
 from periscope.pricing.binomial import validate_steps
+from periscope.volatility._monotone_cubic import grouped_monotone_cubic
 from periscope.volatility.implied import _black_iv_flat
 
 __all__ = [
@@ -494,7 +495,6 @@ def european_equivalent(
     initial_premium: FloatArray | None = None,
     tolerance: float = SIGMA_TOLERANCE,
     anchor_spacing: int = 0,
-    interpolation_tolerance: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """De-Americanize prices: ``P_am - EEP(σ)`` at the fixed point σ = Black IV of the result.
 
@@ -519,23 +519,16 @@ def european_equivalent(
         (:meth:`CashDividends.schedule`); overrides ``dividend_model``.
     initial_premium
         A premium to start from (e.g. the previous estimate, when the forward moved a little);
-        NaN entries start from zero.
+        NaN entries start from zero. With ``anchor_spacing``, only the anchors' are used.
     tolerance
         A quote's rounds stop once its σ moves by less than this.
     anchor_spacing
-        0 (default): every price without an initial premium starts from zero. ``n >= 2``: of
-        the prices without one, per expiry (``time_to_expiry``) and side in strike order, every
-        ``n``-th and the last (the anchors) are solved first, with the prices that have an
-        initial premium; the others start from the premium's share of the price interpolated
-        in log-moneyness between the solved ones (:func:`_interpolated_starts`). The same fixed
-        point (each price still runs its rounds to ``tolerance``) in fewer rounds: one instead
-        of two for most out-of-the-money puts.
-    interpolation_tolerance
-        With ``anchor_spacing``, > 0: the prices halfway between anchors are solved next (from
-        starts interpolated between the anchors); a price between those keeps its interpolated
-        premium without a tree when its neighbours in strike order are anchors or halfway
-        prices whose first round moved σ by less than this (at least one of them halfway), and
-        that premium leaves a Black volatility. 0 (default): every price gets its trees.
+        0 (default): every price runs its fixed point. ``n >= 2``: per expiry
+        (``time_to_expiry``) and side in strike order, every ``n``-th price and the last (the
+        anchors) run their fixed point; the others take the premium's share of their price
+        interpolated in log-moneyness between the anchors (:func:`_interpolated_premiums`,
+        monotone cubic, held flat beyond the outermost) without a tree, unless that leaves no
+        Black volatility (then they run theirs too).
 
     Returns
     -------
@@ -574,77 +567,48 @@ def european_equivalent(
     start = np.full(price.size, np.nan)
     if initial_premium is not None:
         start[:] = np.asarray(initial_premium, dtype=np.float64).ravel()
-    if anchor_spacing < 2:
-        return _fixed_point(
-            price, spot, strike, t, forward, discount_factor, is_call, rate, dividend_pv, start,
-            model, schedule, steps, rounds, tolerance,
-        )[:2]  # fmt: skip
-    with np.errstate(invalid="ignore", divide="ignore"):
-        log_moneyness = np.log(strike / forward)
-    level, before, after = _levels(strike, t, is_call, np.isfinite(start), int(anchor_spacing))
-    if interpolation_tolerance <= 0.0:
-        level = np.minimum(level, 1)
     european, premium = np.full(price.size, np.nan), np.full(price.size, np.nan)
-    move = np.full(price.size, np.nan)
 
     def solve(part: npt.NDArray[np.intp]) -> None:
-        european[part], premium[part], move[part] = _fixed_point(
+        european[part], premium[part] = _fixed_point(
             price[part], spot, strike[part], t[part], forward[part], discount_factor[part],
             is_call[part], rate[part], dividend_pv[part], start[part], model, schedule, steps,
             rounds, tolerance,
         )  # fmt: skip
 
-    # The anchors (and the prices with a start), then the prices halfway between anchors from
-    # the premiums interpolated between them, then the rest from those of both.
-    for current in range(3):
-        part = np.flatnonzero(level == current)
-        if part.size == 0:
-            continue
-        if current > 0:
-            start[part] = _interpolated_starts(
-                log_moneyness, t, is_call, price, premium, level < current, part
-            )
-        if current == 2:
-            # The neighbours' first rounds measure how far interpolated starts are from the
-            # fixed point here (a measured rule, not a bound: the module docstring).
-            settled = _settled_between(part, level, move, before, after, interpolation_tolerance)
-            kept = part[settled & np.isfinite(start[part])]
-            if kept.size:
-                sigma = _black_iv_flat(
-                    price[kept] - start[kept], forward[kept], strike[kept], t[kept],
-                    discount_factor[kept], is_call[kept],
-                )[0]  # fmt: skip
-                kept = kept[np.isfinite(sigma)]
-                premium[kept] = start[kept]
-                european[kept] = price[kept] - start[kept]
-            part = np.setdiff1d(part, kept, assume_unique=True)
-            if part.size == 0:
-                continue
-        solve(part)
+    if anchor_spacing < 2:
+        solve(np.arange(price.size))
+        return european, premium
+    anchor = _anchors(strike, t, is_call, int(anchor_spacing))
+    solve(np.flatnonzero(anchor))
+    rest = np.flatnonzero(~anchor)
+    if rest.size == 0:
+        return european, premium
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_moneyness = np.log(strike / forward)
+    guess = _interpolated_premiums(log_moneyness, t, is_call, price, premium, anchor, rest)
+    with np.errstate(invalid="ignore"):
+        sigma = _black_iv_flat(
+            price[rest] - guess, forward[rest], strike[rest], t[rest], discount_factor[rest],
+            is_call[rest],
+        )[0]  # fmt: skip
+    kept = np.isfinite(sigma)
+    premium[rest[kept]] = guess[kept]
+    european[rest[kept]] = price[rest[kept]] - guess[kept]
+    if not kept.all():
+        lost = rest[~kept]
+        start[lost] = np.nan
+        solve(lost)
     return european, premium
 
 
-def _levels(
-    strike: FloatArray, time_to_expiry: FloatArray, is_call: BoolArray, started: BoolArray,
-    spacing: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:  # fmt: skip
-    """The order in which :func:`european_equivalent` solves prices with ``anchor_spacing``.
-
-    Level 0: the prices with a start (``started``), and of the others, per expiry and side in
-    strike order, every ``spacing``-th (from the lowest strike) and the last, so that every
-    other price lies between two anchors of its group; level 1: the prices halfway between
-    anchors (``spacing // 2`` after one); level 2: the rest. Also, per price without a start,
-    its neighbours in that order within its group (-1 at the group's ends and for started
-    prices).
-    """
-    size = strike.size
-    level = np.zeros(size, dtype=np.int64)
-    before = np.full(size, -1, dtype=np.intp)
-    after = np.full(size, -1, dtype=np.intp)
-    free = np.flatnonzero(~started)
-    if free.size == 0:
-        return level, before, after
-    order = free[np.lexsort((strike[free], is_call[free], time_to_expiry[free]))]
+def _anchors(
+    strike: FloatArray, time_to_expiry: FloatArray, is_call: BoolArray, spacing: int
+) -> BoolArray:
+    """The prices :func:`european_equivalent` solves with ``anchor_spacing``: per expiry and side
+    in strike order every ``spacing``-th (from the lowest strike) and the last, so that every
+    other price lies between two anchors of its group."""
+    order = np.lexsort((strike, is_call, time_to_expiry))
     key_t, key_side = time_to_expiry[order], is_call[order]
     new_group = np.ones(order.size, dtype=bool)
     new_group[1:] = (key_t[1:] != key_t[:-1]) | (key_side[1:] != key_side[:-1])
@@ -652,37 +616,12 @@ def _levels(
     rank = np.arange(order.size) - group_start
     last = np.ones(order.size, dtype=bool)
     last[:-1] = new_group[1:]
-    phase = rank % spacing
-    level[order] = np.where((phase == 0) | last, 0, np.where(phase == spacing // 2, 1, 2))
-    before[order[1:]] = np.where(new_group[1:], -1, order[:-1])
-    after[order[:-1]] = np.where(last[:-1], -1, order[1:])
-    return level, before, after
+    anchor = np.zeros(order.size, dtype=bool)
+    anchor[order] = (rank % spacing == 0) | last
+    return anchor
 
 
-def _settled_between(
-    part: npt.NDArray[np.intp],
-    level: npt.NDArray[np.int64],
-    move: FloatArray,
-    before: npt.NDArray[np.intp],
-    after: npt.NDArray[np.intp],
-    tolerance: float,
-) -> BoolArray:
-    """Of ``part`` (level 2), those whose neighbours are all anchors or halfway prices whose
-    first round moved σ by less than ``tolerance``, at least one of them halfway."""
-    ok = np.ones(part.size, dtype=bool)
-    halfway = np.zeros(part.size, dtype=bool)
-    for neighbour in (before[part], after[part]):
-        present = neighbour >= 0
-        index = np.where(present, neighbour, 0)
-        is_half = present & (level[index] == 1)
-        with np.errstate(invalid="ignore"):
-            small = move[index] < tolerance
-        ok &= ~present | (level[index] == 0) | (is_half & small)
-        halfway |= is_half
-    return np.asarray(ok & halfway, dtype=np.bool_)
-
-
-def _interpolated_starts(
+def _interpolated_premiums(
     log_moneyness: FloatArray,
     time_to_expiry: FloatArray,
     is_call: BoolArray,
@@ -691,39 +630,38 @@ def _interpolated_starts(
     anchors: BoolArray,
     targets: npt.NDArray[np.intp],
 ) -> FloatArray:
-    """Starting premiums of ``targets``: the premium's share of the American price, linear in
-    log-moneyness between the solved anchors of the same expiry and side (held flat beyond the
-    outermost; NaN, i.e. zero, without an anchor). The share moves slowly across strikes and
-    carries the quotes' own noise (a quote priced high has a higher premium): measured on the
-    benchmark's chains, starts within a fraction of a basis point of the fixed point, where a
-    zero start is off by the whole premium."""
-    out = np.full(targets.size, np.nan)
+    """Premiums of ``targets``: the premium's share of the American price interpolated in
+    log-moneyness between the solved anchors of the same expiry and side, by a monotone cubic
+    (:func:`~periscope.volatility._monotone_cubic.grouped_monotone_cubic`: held flat beyond
+    the outermost anchor; NaN without one).
+
+    The share moves slowly and smoothly across strikes, and scaling it by each quote's own price
+    carries most of the quote's noise into its premium (a quote priced high has a higher
+    premium). Measured on simulator chains, a cubic through every eighth quote is within
+    0.15 vol bp of the fixed point at the 99th percentile (a line: 0.5 bp); the monotone one
+    never overshoots between a zero premium and a positive one, and is exactly zero between
+    two zeros (calls never exercised early).
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         share = premium / price
     known = np.flatnonzero(anchors & np.isfinite(share) & np.isfinite(log_moneyness))
     if known.size == 0:
-        return out
-    # One interpolation for all groups: each (expiry, side) group's log-moneyness shifted by
-    # its own multiple of a span wider than any group's range, targets held within their
-    # group's nodes (flat beyond them, never reaching into the next group).
+        return np.full(targets.size, np.nan)
     expiries, group = np.unique(
         np.concatenate([time_to_expiry[known], time_to_expiry[targets]]), return_inverse=True
     )
     group = 2 * group + np.concatenate([is_call[known], is_call[targets]])
     node_group, target_group = group[: known.size], group[known.size :]
-    span = 2.0 * float(np.abs(log_moneyness[known]).max()) + 1.0
-    x = log_moneyness[known] + span * node_group
-    low, high = np.full(2 * expiries.size, np.inf), np.full(2 * expiries.size, -np.inf)
-    np.minimum.at(low, node_group, x)
-    np.maximum.at(high, node_group, x)
-    order = np.argsort(x)
-    with np.errstate(invalid="ignore"):
-        wanted = np.clip(
-            log_moneyness[targets] + span * target_group, low[target_group], high[target_group]
-        )
-    mine = np.isfinite(low[target_group]) & np.isfinite(wanted)
-    out[mine] = price[targets[mine]] * np.interp(wanted[mine], x[order], share[known][order])
-    return out
+    order = np.lexsort((log_moneyness[known], node_group))
+    g, x, y = node_group[order], log_moneyness[known][order], share[known][order]
+    distinct = np.ones(x.size, dtype=bool)  # repeated strikes give no slope: keep the first
+    distinct[1:] = (g[1:] != g[:-1]) | (x[1:] > x[:-1])
+    g, x, y = g[distinct], x[distinct], y[distinct]
+    first = np.searchsorted(g, np.arange(2 * expiries.size + 1)).astype(np.int64)
+    values = grouped_monotone_cubic(
+        first, x, y, target_group.astype(np.int64), log_moneyness[targets]
+    )
+    return np.asarray(price[targets] * values, dtype=np.float64)
 
 
 def _fixed_point(
@@ -742,10 +680,9 @@ def _fixed_point(
     steps: int,
     rounds: int,
     tolerance: float,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray]:
     """The rounds of :func:`european_equivalent` on prepared arrays, each price from its
-    ``start`` premium (NaN: zero): European-equivalent prices, premiums, and how far each
-    price's first round moved its σ (NaN without one)."""
+    ``start`` premium (NaN: zero): European-equivalent prices and premiums."""
     started = np.isfinite(start)
     premium = np.where(started, start, 0.0)
     sigma = _black_iv_flat(price - premium, forward, strike, t, discount_factor, is_call)[0]
@@ -759,8 +696,7 @@ def _fixed_point(
             )[0]  # fmt: skip
     result = np.where(np.isfinite(sigma), premium, np.nan)
     active = np.isfinite(sigma)
-    first_move = np.full(price.size, np.nan)
-    for round_ in range(rounds):
+    for _ in range(rounds):
         todo = np.flatnonzero(active)
         if todo.size == 0:
             break
@@ -775,9 +711,7 @@ def _fixed_point(
         with np.errstate(invalid="ignore"):
             step = np.abs(updated - sigma[todo])
             moving = np.isfinite(updated) & (step >= tolerance)
-        if round_ == 0:
-            first_move[todo] = step
         sigma[todo] = np.where(np.isfinite(updated), updated, sigma[todo])
         active[:] = False
         active[todo[moving]] = True
-    return price - result, result, first_move
+    return price - result, result

@@ -617,17 +617,23 @@ def _lr_premium_pass(
     count: int,
     due_at_expiry: float,
     va: FloatArray,
-    ve: FloatArray,
     s: FloatArray,
 ) -> tuple[float, float]:
-    """American and European values of one Leisen-Reimer lattice in one backward induction,
-    for :func:`early_exercise_premium_kernel`.
+    """American and European values of one Leisen-Reimer lattice, for
+    :func:`early_exercise_premium_kernel`.
 
-    The same recursion as :func:`_tree_value` without smoothing or Greeks (the European values
-    ride along in the same loop, on the same nodes), with the remaining dividends' PV kept as a
-    running sum over the dividends sorted by time instead of a loop over all of them per step:
-    the node loops are then short, branch-free and vectorized. ``div_b`` holds the discounted
-    amounts ``a_k e^{-r t_k}`` of the first ``count`` dividends (ascending times).
+    The American value by the recursion of :func:`_tree_value` without smoothing or Greeks,
+    with the remaining dividends' PV kept as a running sum over the dividends sorted by time
+    instead of a loop over all of them per step, and each level's spots as the terminal ones
+    times one factor ``d^(i-n)``: the node loop is then short, branch-free and vectorized, with
+    one store per node. ``div_b`` holds the discounted amounts ``a_k e^{-r t_k}`` of the first
+    ``count`` dividends (ascending times).
+
+    The European value of the same lattice needs no induction: with constant probabilities it
+    is the discounted binomial expectation of the terminal payoffs, ``Σ_j C(n, j) p^j
+    (1 − p)^(n−j) payoff_j`` (the induction's value up to rounding), summed outwards from the
+    mode with weights relative to it and normalized by their sum, so that no weight
+    underflows where it matters.
     """
     dt = T / n
     log_u = math.log(u)
@@ -639,27 +645,39 @@ def _lr_premium_pass(
         sj = Sx * math.exp(j * log_u + (n - j) * log_d) if j % 8 == 0 else s[j - 1] * ratio
         s[j] = sj
         va[j] = max(sign * (sj - K), sign * (sj + due_at_expiry - K), 0.0)
-        ve[j] = max(sign * (sj - K), 0.0)
+    odds = pu / pd
+    mode = min(max(int((n + 1) * pu / (pu + pd)), 0), n)
+    weight, weights, expectation = 1.0, 0.0, 0.0
+    for j in range(mode, n + 1):
+        weights += weight
+        expectation += weight * max(sign * (s[j] - K), 0.0)
+        weight *= odds * (n - j) / (j + 1)
+    weight = 1.0
+    for j in range(mode - 1, -1, -1):
+        weight *= (j + 1) / (odds * (n - j))
+        weights += weight
+        expectation += weight * max(sign * (s[j] - K), 0.0)
+    european = (pu + pd) ** n * expectation / weights
     # Dividends paid in (t_i, T]: indices above `last_paid`; `tail` their discounted sum.
     last_paid = count - 1
     while last_paid >= 0 and div_t[last_paid] > T:
         last_paid -= 1
     tail = 0.0
     inv_d = 1.0 / d
+    level = 1.0  # d^(i - n): level i's spots are the terminal ones times this
     for i in range(n - 1, -1, -1):
         t_i = i * dt
+        level *= inv_d
         fresh = last_paid
         while last_paid >= 0 and div_t[last_paid] > t_i:
             tail += div_b[last_paid]
             last_paid -= 1
         pv = tail * math.exp(r * t_i) if tail != 0.0 else 0.0
         signed_strike = sign * (K - pv)
+        spot_factor = sign * level
         for j in range(i + 1):
-            sj = s[j] * inv_d
-            s[j] = sj
-            ve[j] = pu * ve[j + 1] + pd * ve[j]
             cont = pu * va[j + 1] + pd * va[j]
-            exercise = sign * sj - signed_strike
+            exercise = spot_factor * s[j] - signed_strike
             va[j] = cont if cont > exercise else exercise
         if fresh == last_paid:
             continue
@@ -670,7 +688,7 @@ def _lr_premium_pass(
         while k < count and div_t[k] <= t_i + dt * (1.0 + 1e-12) and div_t[k] <= T:
             t_d = div_t[k]
             tau = t_d - t_i
-            a = sign * math.exp(-q * tau)
+            a = sign * math.exp(-q * tau) * level
             c = sign * (
                 remaining * math.exp(r * (t_d - tau * 1e-9)) * math.exp(-r * tau)
                 - K * math.exp(-r * tau)
@@ -682,7 +700,7 @@ def _lr_premium_pass(
             while k < count and div_t[k] == t_d:
                 remaining -= div_b[k]
                 k += 1
-    return va[0], ve[0]
+    return va[0], european
 
 
 @kernel
@@ -773,7 +791,7 @@ def early_exercise_premium_kernel(
         disc = math.exp(-rk * Tk / n)
         american, european = _lr_premium_pass(
             Sx, Kk, Tk, rk, qk, sign, n, u, d, disc * p, disc * one_minus_p, times, div_b,
-            count, due, va, ve, s,
+            count, due, va, s,
         )  # fmt: skip
         if extrapolate and n >= 5 and pv0 == 0.0:
             # Richardson on the premium: both values of the odd-step tree nearest n / 2 (its own
@@ -785,7 +803,7 @@ def early_exercise_premium_kernel(
                 disc_m = math.exp(-rk * Tk / m)
                 coarse_american, coarse_european = _lr_premium_pass(
                     Sx, Kk, Tk, rk, qk, sign, m, um, dm, disc_m * pm, disc_m * one_minus_pm,
-                    times, div_b, count, due, va, ve, s,
+                    times, div_b, count, due, va, s,
                 )  # fmt: skip
             else:
                 coarse_american = _tree_value(
