@@ -97,7 +97,9 @@ _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
 _SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 # Pairs de-Americanized for an expiry's forward beyond the ones parity uses
 # (CleaningConfig.forward_pairs nearest its own guess): a margin for where that guess falls.
-_PAIR_MARGIN: Final = 4
+# Measured on 121 chains (the benchmark's and 120 simulator underlying-days) in both dividend
+# models: 2 gives the forwards of 4 bit for bit on all 1,548 expiries; 1 changes 132 of them.
+_PAIR_MARGIN: Final = 2
 # Tree steps of the forward's rounds before the last (they only move F towards its fixed point).
 _COARSE_STEPS: Final = 51
 # De-Americanization solves every _SMILE_ANCHORS-th of the smiles' American quotes per expiry and
