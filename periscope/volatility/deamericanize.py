@@ -702,7 +702,7 @@ def _fixed_point(
             )[0]  # fmt: skip
     result = np.where(np.isfinite(sigma), premium, np.nan)
     active = np.isfinite(sigma)
-    for _ in range(rounds):
+    for round_ in range(rounds):
         todo = np.flatnonzero(active)
         if todo.size == 0:
             break
@@ -710,6 +710,8 @@ def _fixed_point(
             spot, strike[todo], t[todo], rate[todo], dividend_pv[todo], sigma[todo],
             is_call[todo], dividend_model=model, dividends=schedule, steps=steps,
         )  # fmt: skip
+        if round_ + 1 == rounds:
+            break  # the volatility of the result would only start another round
         updated = _black_iv_flat(
             price[todo] - result[todo], forward[todo], strike[todo], t[todo],
             discount_factor[todo], is_call[todo],
