@@ -509,17 +509,22 @@ def _reduced_fit(
     y: FloatArray,
     z: FloatArray,
     best_abc: FloatArray,
+    work: FloatArray,
 ) -> float:
     """Cheapest feasible ``(a, d, c)`` for fixed ``(m, sig)`` (written to ``best_abc``) and its
     weighted cost: the unconstrained 3x3 normal-equation solve, and when it is infeasible the
     fits on the boundaries ``d = +-0.99 c`` and ``c + |d| = 2 sig``, each projected by
-    :func:`_feasible_cost`."""
+    :func:`_feasible_cost`.
+
+    ``work`` is scratch of shape ``(5, 3, 3)`` (two 3x3 matrices, three 3-vectors): callers run
+    this dozens of times per slice, and five small allocations per call cost more than the
+    arithmetic of a short slice."""
     n = k.size
-    matrix = np.empty((3, 3))
-    rhs = np.empty(3)
-    sol = np.empty(3)
-    full = np.empty((3, 3))
-    result = np.empty(3)
+    matrix = work[0]
+    full = work[1]
+    rhs = work[2, 0]
+    sol = work[3, 0]
+    result = work[4, 0]
     for i in range(n):
         y[i] = (k[i] - m) / sig
         z[i] = math.sqrt(y[i] * y[i] + 1.0)
@@ -617,6 +622,7 @@ def quasi_explicit_starts(
     """
     n = k.size
     best_abc = np.empty(3)
+    work = np.empty((5, 3, 3))
     y = np.empty(n)
     z = np.empty(n)
     weight = np.empty(n)
@@ -626,7 +632,7 @@ def quasi_explicit_starts(
         m = m_grid[row]
         out[row, 5] = math.inf
         for sig in sigma_grid:
-            best = _reduced_fit(k, w, weight, m, sig, y, z, best_abc)
+            best = _reduced_fit(k, w, weight, m, sig, y, z, best_abc, work)
             if best < out[row, 5]:
                 c = best_abc[2]
                 out[row, 0] = best_abc[0]
@@ -903,6 +909,31 @@ def fit_metrics(
 
 
 @kernel
+def svi_fit_metrics(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    k: FloatArray,
+    t: float,
+    mid: FloatArray,
+    bid: FloatArray,
+    ask: FloatArray,
+) -> tuple[float, float, float]:
+    """:func:`fit_metrics` of the raw SVI slice's ``w(k)``; NaN when a fitted ``w`` is not
+    finite."""
+    n = k.size
+    fitted = np.empty(n)
+    for i in range(n):
+        value = svi_w(a, b, rho, m, sig, k[i])
+        if not math.isfinite(value):
+            return math.nan, math.nan, math.nan
+        fitted[i] = value
+    return fit_metrics(fitted, t, mid, bid, ask)
+
+
+@kernel
 def prepare_quotes(
     k: FloatArray,
     mid: FloatArray,
@@ -1008,18 +1039,19 @@ def refine_start(k: FloatArray, w: FloatArray, s: FloatArray, x: FloatArray) -> 
     z = np.empty(n)
     abc = np.empty(3)
     best_abc = np.empty(3)
+    work = np.empty((5, 3, 3))
     m = x[3]
     log_sig = math.log(x[4])
     span = max(k[n - 1] - k[0], 1e-3)
     step_m = 0.1 * span
     step_s = 0.5
-    best = _reduced_fit(k, w, weight, m, math.exp(log_sig), y, z, best_abc)
+    best = _reduced_fit(k, w, weight, m, math.exp(log_sig), y, z, best_abc, work)
     for _ in range(REFINE_EVALUATIONS // 4):
         improved = False
         for direction in range(4):
             trial_m = m + (step_m if direction == 0 else -step_m if direction == 1 else 0.0)
             trial_s = log_sig + (step_s if direction == 2 else -step_s if direction == 3 else 0.0)
-            cost = _reduced_fit(k, w, weight, trial_m, math.exp(trial_s), y, z, abc)
+            cost = _reduced_fit(k, w, weight, trial_m, math.exp(trial_s), y, z, abc, work)
             if cost < best:
                 best = cost
                 m = trial_m

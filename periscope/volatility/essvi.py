@@ -73,6 +73,7 @@ MIN_QUOTES_ESSVI = 3
 MAX_ITERATIONS = 100
 _RHO_MAX = _k.RHO_MAX
 _FAILED = (SliceStatus.TOO_FEW_QUOTES, SliceStatus.INVALID_INPUT)
+_LOWER = np.array([-_RHO_MAX, 1e-12, 0.0])  # (rho, theta, psi); the kernels only read it
 
 
 def _float_array(name: str, value: npt.ArrayLike) -> FloatArray:
@@ -343,7 +344,9 @@ def _atm_total_variance(data: SliceData, fit: SviFit | None) -> float:
     return float(w[int(np.argmin(np.abs(k)))])
 
 
-def _starts(data: SliceData, fit: SviFit | None, previous: FloatArray | None) -> list[FloatArray]:
+def _starts(
+    data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
+) -> list[FloatArray]:
     theta0 = max(_atm_total_variance(data, fit), 1e-12)
     starts = []
     if fit is not None and fit.params.is_finite and fit.params.b > 0.0:
@@ -354,7 +357,7 @@ def _starts(data: SliceData, fit: SviFit | None, previous: FloatArray | None) ->
         rho0 = min(max(slope0 / psi0, -0.95), 0.95)
         starts.append(np.array([rho0, theta0, psi0]))
     if previous is not None:
-        theta_p, psi_p, rho_p = previous[0], previous[1], previous[2]
+        theta_p, psi_p, rho_p = previous
         starts.append(np.array([rho_p, max(theta0, theta_p), psi_p * math.sqrt(theta0 / theta_p)]))
     # A generic equity-like start so a slice never lacks one.
     starts.append(np.array([-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)]))
@@ -362,24 +365,22 @@ def _starts(data: SliceData, fit: SviFit | None, previous: FloatArray | None) ->
 
 
 def _fit_slice(
-    data: SliceData, fit: SviFit | None, previous: FloatArray | None
+    data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
 ) -> tuple[FloatArray, int]:
     """Best ``(rho, theta, psi)`` over the starts; the LM status of the winner."""
     w_max = float(data.total_variance.max())
-    lower = np.array([-_RHO_MAX, 1e-12, 0.0])
     upper = np.array([_RHO_MAX, 10.0 * w_max + 1.0, 4.0])
-    prev = np.zeros(5) if previous is None else np.array([*previous[:3], 1.0, 0.0])
+    prev = np.zeros(5) if previous is None else np.array([*previous, 1.0, 0.0])
     prev[_k.OPT_COST_FLOOR] = cost_floor(data)
     empty = np.empty(0, dtype=np.float64)
     best = np.full(3, np.nan)
     best_cost = math.inf
     best_status = _k.ITERATION_CAP
-    for start in _starts(data, fit, previous):
-        x = np.ascontiguousarray(start, dtype=np.float64)
+    for x in _starts(data, fit, previous):  # fresh float64 arrays: LM updates them in place
         cost, _, status = _k.levenberg_marquardt(
             _k.MODEL_ESSVI,
             x,
-            lower,
+            _LOWER,
             upper,
             data.log_moneyness,
             data.total_variance,
@@ -388,9 +389,9 @@ def _fit_slice(
             prev,
             MAX_ITERATIONS,
         )
-        if cost < best_cost and np.all(np.isfinite(x)):
+        if cost < best_cost and all(map(math.isfinite, x.tolist())):
             best_cost = float(cost)
-            best = x.copy()
+            best = x
             best_status = int(status)
     return best, best_status
 
@@ -431,7 +432,7 @@ def fit_essvi(
     rho = np.full(n, np.nan)
     psi = np.full(n, np.nan)
     status = np.zeros(n, dtype=np.int8)
-    previous: FloatArray | None = None
+    previous: tuple[float, float, float] | None = None
     for j, data in enumerate(datas):
         if not data.valid:
             status[j] = SliceStatus.INVALID_INPUT
@@ -440,20 +441,23 @@ def fit_essvi(
             status[j] = SliceStatus.TOO_FEW_QUOTES
             continue
         x, lm_status = _fit_slice(data, fits[j], previous)
-        if not np.all(np.isfinite(x)):
+        rho_j, theta_j, psi_j = x.tolist()
+        if not (math.isfinite(rho_j) and math.isfinite(theta_j) and math.isfinite(psi_j)):
             status[j] = SliceStatus.NOT_CONVERGED
             continue
-        rho[j], theta[j], psi[j] = x
+        rho[j], theta[j], psi[j] = rho_j, theta_j, psi_j
         status[j] = SliceStatus.OK if lm_status == _k.CONVERGED else SliceStatus.NOT_CONVERGED
-        previous = np.array([theta[j], psi[j], rho[j]])
+        previous = (theta_j, psi_j, rho_j)
     t_sorted = times[order]
     valid_t = np.isfinite(t_sorted) & (t_sorted > 0.0)
     expiry = np.array([quotes[i].expiry for i in order], dtype="datetime64[D]")
-    fitted = EssviSurface.from_arrays(t_sorted[valid_t], theta[valid_t], rho[valid_t], psi[valid_t])
     # Bridge the slices without parameters by the surface's own interpolation (which keeps
     # them arbitrage-free against their neighbours, see the module docstring).
     missing = valid_t & ~np.isfinite(theta)
     if missing.any():
+        fitted = EssviSurface.from_arrays(
+            t_sorted[valid_t], theta[valid_t], rho[valid_t], psi[valid_t]
+        )
         theta_b, rho_b, psi_b = fitted.slice_parameters(t_sorted[missing])
         theta[missing] = theta_b
         rho[missing] = rho_b
