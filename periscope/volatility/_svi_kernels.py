@@ -1072,3 +1072,112 @@ def refine_start(k: FloatArray, w: FloatArray, s: FloatArray, x: FloatArray) -> 
     x[3] = m
     x[4] = sig
     return best
+
+
+@kernel
+def svi_box(
+    k: FloatArray, w: FloatArray, opts: FloatArray, lower: FloatArray, upper: FloatArray
+) -> float:
+    """Raw SVI's box from the quotes (``k`` ascending), as ``svi._bounds``: ``a`` within ten
+    times the largest ``w`` (plus one), ``b <= 10``, ``|rho| <= RHO_MAX``, ``m`` within two
+    spans of the quotes, ``sig`` in ``[1e-4, 10]`` spans (plus one); the minimum variance
+    ``opts[OPT_MIN_VARIANCE]`` is ``1e-8`` of the median ``w`` (at least 1e-20). Returns the
+    span."""
+    n = k.size
+    k_min: float = k[0]
+    k_max: float = k[n - 1]
+    span = max(k_max - k_min, 1e-3)
+    w_max = w[0]
+    for i in range(1, n):
+        if w[i] > w_max:
+            w_max = w[i]
+    ordered = np.sort(w)
+    half = n // 2
+    median = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2.0
+    level = max(median, 1e-12)
+    lower[0] = -10.0 * w_max - 1.0
+    lower[1] = 0.0
+    lower[2] = -RHO_MAX
+    lower[3] = k_min - 2.0 * span
+    lower[4] = 1e-4 * span
+    upper[0] = 10.0 * w_max + 1.0
+    upper[1] = 10.0
+    upper[2] = RHO_MAX
+    upper[3] = k_max + 2.0 * span
+    upper[4] = 10.0 * span + 1.0
+    opts[OPT_MIN_VARIANCE] = 1e-8 * level
+    return span
+
+
+@kernel
+def fit_svi_unconstrained(
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    m_fractions: FloatArray,
+    sigma_fractions: FloatArray,
+    opts: FloatArray,
+    n_starts: int,
+    probe_iterations: int,
+    max_iterations: int,
+    x_out: FloatArray,
+) -> tuple[int, int]:
+    """Raw SVI by Levenberg-Marquardt from the best quasi-explicit starts, before any butterfly
+    check: the whole start-and-refine sequence of ``svi.fit_svi`` in one call (the Python glue
+    between its kernels cost as much as a short slice's arithmetic).
+
+    ``k`` ascending. The box comes from the quotes (:func:`svi_box`); the ``m`` grid is
+    ``k_0 + span m_fractions``, the ``sig`` grid ``span sigma_fractions``
+    (:func:`quasi_explicit_starts`); of the ``n_starts`` best starts (stable order by cost) the
+    first is refined by :func:`refine_start` and fitted, each later one only goes on past a
+    ``probe_iterations`` probe that beats the best so far. ``opts`` is the SVI options vector;
+    its minimum-variance entry is set here. Writes the best parameters to ``x_out`` (NaN when no
+    fit had a cost); returns ``(status of the winner's LM, iterations of all)``.
+    """
+    lower = np.empty(5)
+    upper = np.empty(5)
+    span = svi_box(k, w, opts, lower, upper)
+    k_min = k[0]
+    m_grid = k_min + span * m_fractions
+    sigma_grid = span * sigma_fractions
+    table = np.empty((m_grid.size, 6))
+    quasi_explicit_starts(k, w, s, m_grid, sigma_grid, table)
+    # The n_starts cheapest rows, stable: the first of equal costs first (costs are never NaN).
+    count = min(n_starts, m_grid.size)
+    taken = np.zeros(m_grid.size, dtype=np.bool_)
+    empty = np.empty(0)
+    trial = np.empty(5)
+    best_cost = math.inf
+    status = ITERATION_CAP
+    iterations = 0
+    for p in range(5):
+        x_out[p] = math.nan
+    for rank in range(count):
+        pick = -1
+        for row in range(m_grid.size):
+            if not taken[row] and (pick < 0 or table[row, 5] < table[pick, 5]):
+                pick = row
+        taken[pick] = True
+        for p in range(5):
+            trial[p] = table[pick, p]
+        if rank == 0:
+            # Variable projection: slide (m, sig) to the bottom of the reduced cost first.
+            refine_start(k, w, s, trial)
+        else:
+            # Later starts only go on if a short probe already beats the best so far.
+            cost, its, _ = levenberg_marquardt(
+                MODEL_SVI, trial, lower, upper, k, w, s, empty, opts, probe_iterations
+            )
+            iterations += its
+            if not cost < best_cost:
+                continue
+        cost, its, code = levenberg_marquardt(
+            MODEL_SVI, trial, lower, upper, k, w, s, empty, opts, max_iterations
+        )
+        iterations += its
+        if cost < best_cost:
+            best_cost = cost
+            status = code
+            for p in range(5):
+                x_out[p] = trial[p]
+    return status, iterations

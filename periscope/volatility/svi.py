@@ -707,39 +707,16 @@ def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> Svi
         if params.is_finite:
             params = _make_butterfly_free(data, params, np.array(params))[0]
         return _make_fit(data, params, SliceStatus.TOO_FEW_QUOTES, 0)
-    k = data.log_moneyness
-    w = data.total_variance
-    lower, upper, options = _bounds(k, w, cost_floor(data))
-    empty = np.empty(0, dtype=np.float64)
     # Levenberg-Marquardt from the two best quasi-explicit starts (different m): SVI's cost has
-    # local minima (a wing fitted by the "wrong" branch), and the second start is cheap.
-    best_cost = math.inf
-    x = np.full(5, np.nan)
-    lm_status = _k.ITERATION_CAP
-    iterations = 0
-    starts = _starts(k, w, data.scale, False, _N_STARTS)
-    for rank in range(starts.shape[0]):
-        trial = starts[rank]  # a contiguous row: LM updates it in place
-        if rank == 0:
-            # Variable projection: slide (m, sigma) to the bottom of the reduced cost first.
-            _k.refine_start(k, w, data.scale, trial)
-        else:
-            # Later starts only go on if a short probe already beats the best so far.
-            cost, its, status_code = _k.levenberg_marquardt(
-                _k.MODEL_SVI, trial, lower, upper, k, w, data.scale, empty, options,
-                _PROBE_ITERATIONS,
-            )  # fmt: skip
-            iterations += int(its)
-            if not cost < best_cost:
-                continue
-        cost, its, status_code = _k.levenberg_marquardt(
-            _k.MODEL_SVI, trial, lower, upper, k, w, data.scale, empty, options, max_iterations
-        )
-        iterations += int(its)
-        if cost < best_cost:
-            best_cost = float(cost)
-            x = trial
-            lm_status = int(status_code)
+    # local minima (a wing fitted by the "wrong" branch), and the second start is cheap. The
+    # box and options are _bounds's, computed in the kernel.
+    options = np.array([0.0, _PENALTY_MARGIN, 0.0, LEE_CAP, cost_floor(data)])
+    x = np.empty(5)
+    lm_status, iterations = _k.fit_svi_unconstrained(
+        data.log_moneyness, data.total_variance, data.scale, _M_FRACTIONS, _SIGMA_FRACTIONS,
+        options, _N_STARTS, _PROBE_ITERATIONS, max_iterations, x,
+    )  # fmt: skip
+    iterations = int(iterations)
     params = SviParams(*x.tolist())
     if not params.is_finite:
         return _make_fit(data, SviParams.nan(), SliceStatus.NOT_CONVERGED, iterations)
