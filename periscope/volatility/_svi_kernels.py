@@ -934,6 +934,33 @@ def svi_fit_metrics(
 
 
 @kernel
+def essvi_fit_metrics(
+    theta: float,
+    eta: float,
+    psi: float,
+    two_theta_eta: float,
+    theta_squared: float,
+    k: FloatArray,
+    t: float,
+    mid: FloatArray,
+    bid: FloatArray,
+    ask: FloatArray,
+) -> tuple[float, float, float]:
+    """:func:`fit_metrics` of the eSSVI slice ``w(k) = (theta + eta k + sqrt((psi k)^2 +
+    2 theta eta k + theta^2)) / 2``, ``eta = rho psi``, with ``2 theta eta`` and ``theta^2``
+    given; NaN when a fitted ``w`` is not finite."""
+    n = k.size
+    fitted = np.empty(n)
+    for i in range(n):
+        x = psi * k[i]
+        value = 0.5 * (theta + eta * k[i] + math.sqrt(x * x + two_theta_eta * k[i] + theta_squared))
+        if not math.isfinite(value):
+            return math.nan, math.nan, math.nan
+        fitted[i] = value
+    return fit_metrics(fitted, t, mid, bid, ask)
+
+
+@kernel
 def prepare_quotes(
     k: FloatArray,
     mid: FloatArray,

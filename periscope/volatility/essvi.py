@@ -59,7 +59,6 @@ from periscope.volatility.svi import (
     cost_floor,
     fit_svi,
     prepare_slice,
-    slice_fit_metrics,
     svi_total_variance,
 )
 
@@ -468,14 +467,13 @@ def fit_essvi(
     used = np.array([d.size for d in datas], dtype=np.int64)
     for j, data in enumerate(datas):
         if data.size and np.isfinite(theta[j]):
-            k = data.log_moneyness
+            # slice_fit_metrics of w(k) = 0.5 (theta + eta k + sqrt((psi k)^2 + 2 theta eta k
+            # + theta^2)) in one kernel; the scalar factors are computed here as they were.
             eta = rho[j] * psi[j]
-            model = 0.5 * (
-                theta[j]
-                + eta * k
-                + np.sqrt((psi[j] * k) ** 2 + 2 * theta[j] * eta * k + theta[j] ** 2)
-            )
-            rmse[j], worst[j], inside[j] = slice_fit_metrics(data, model)
+            rmse[j], worst[j], inside[j] = _k.essvi_fit_metrics(
+                theta[j], eta, psi[j], 2 * theta[j] * eta, theta[j] ** 2,
+                data.log_moneyness, data.time_to_expiry, data.iv_mid, data.iv_bid, data.iv_ask,
+            )  # fmt: skip
     keep = valid_t
     return EssviSurface.from_arrays(
         t_sorted[keep],

@@ -291,29 +291,29 @@ def prepare_slice(quotes: SmileQuotes) -> SliceData:
     without any spread falls back to vega weights (relative to the largest vega).
     """
     t = float(quotes.time_to_expiry)
-    arrays = (
+    k, mid, bid, ask, vega = (
         quotes.log_moneyness,
         quotes.iv_mid,
         quotes.iv_bid,
         quotes.iv_ask,
         quotes.vega,
     )
-    shape = np.shape(arrays[0])
+    shape = np.shape(k)
     if (
         not (math.isfinite(t) and t > 0.0)
         or len(shape) != 1
-        or any(np.shape(array) != shape for array in arrays[1:])
+        or not (np.shape(mid) == np.shape(bid) == np.shape(ask) == np.shape(vega) == shape)
     ):
         return _empty_slice(t)
-    k, mid, bid, ask, vega = map(_float64, arrays)
+    k = np.ascontiguousarray(k, dtype=np.float64)
+    mid = np.ascontiguousarray(mid, dtype=np.float64)
+    bid = np.ascontiguousarray(bid, dtype=np.float64)
+    ask = np.ascontiguousarray(ask, dtype=np.float64)
+    vega = np.ascontiguousarray(vega, dtype=np.float64)
     table = np.empty((6, shape[0]))
     count = int(_k.prepare_quotes(k, mid, bid, ask, vega, t, _MIN_SPREAD, table))
     k, w, scale, mid, bid, ask = table[:, :count]
     return SliceData(t, k, w, scale, mid, bid, ask, True)
-
-
-def _float64(array: npt.ArrayLike) -> FloatArray:
-    return np.ascontiguousarray(array, dtype=np.float64)
 
 
 def slice_fit_metrics(data: SliceData, fitted_w: FloatArray) -> tuple[float, float, float]:
