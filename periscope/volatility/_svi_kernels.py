@@ -1208,3 +1208,51 @@ def fit_svi_unconstrained(
             for p in range(5):
                 x_out[p] = trial[p]
     return status, iterations
+
+
+@kernel
+def fit_essvi_slice(
+    starts: FloatArray,
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    prev: FloatArray,
+    max_iterations: int,
+    best: FloatArray,
+) -> int:
+    """One eSSVI slice by Levenberg-Marquardt from each row ``(rho, theta, psi)`` of ``starts``
+    (in that order) inside the box ``|rho| <= RHO_MAX``, ``theta`` in ``[1e-12, 10 max(w) + 1]``,
+    ``psi`` in ``[0, 4]`` and the calendar/butterfly constraints of ``prev`` (the LM options of
+    ``MODEL_ESSVI``). Writes the cheapest finite result to ``best`` (NaN if none) and returns
+    the status of its LM run (``ITERATION_CAP`` if none)."""
+    w_max = w[0]
+    for i in range(1, w.size):
+        if w[i] > w_max:
+            w_max = w[i]
+    lower = np.empty(3)
+    upper = np.empty(3)
+    lower[0] = -RHO_MAX
+    lower[1] = 1e-12
+    lower[2] = 0.0
+    upper[0] = RHO_MAX
+    upper[1] = 10.0 * w_max + 1.0
+    upper[2] = 4.0
+    empty = np.empty(0)
+    x = np.empty(3)
+    best_cost = math.inf
+    best_status = ITERATION_CAP
+    for p in range(3):
+        best[p] = math.nan
+    for row in range(starts.shape[0]):
+        for p in range(3):
+            x[p] = starts[row, p]
+        cost, _, status = levenberg_marquardt(
+            MODEL_ESSVI, x, lower, upper, k, w, s, empty, prev, max_iterations
+        )
+        finite = math.isfinite(x[0]) and math.isfinite(x[1]) and math.isfinite(x[2])
+        if cost < best_cost and finite:
+            best_cost = cost
+            best_status = status
+            for p in range(3):
+                best[p] = x[p]
+    return best_status

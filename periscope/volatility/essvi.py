@@ -72,7 +72,6 @@ MIN_QUOTES_ESSVI = 3
 MAX_ITERATIONS = 100
 _RHO_MAX = _k.RHO_MAX
 _FAILED = (SliceStatus.TOO_FEW_QUOTES, SliceStatus.INVALID_INPUT)
-_LOWER = np.array([-_RHO_MAX, 1e-12, 0.0])  # (rho, theta, psi); the kernels only read it
 
 
 def _float_array(name: str, value: npt.ArrayLike) -> FloatArray:
@@ -345,54 +344,38 @@ def _atm_total_variance(data: SliceData, fit: SviFit | None) -> float:
 
 def _starts(
     data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
-) -> list[FloatArray]:
+) -> FloatArray:
+    """Starting ``(rho, theta, psi)`` rows, in the order they are tried."""
     theta0 = max(_atm_total_variance(data, fit), 1e-12)
-    starts = []
+    starts: list[tuple[float, float, float]] = []
     if fit is not None and fit.params.is_finite and fit.params.b > 0.0:
         _, b, rho, m, sigma = fit.params
         psi0 = 2.0 * b
         hyp = math.sqrt(m * m + sigma * sigma)
         slope0 = b * (rho - m / hyp)  # SVI w'(0); eSSVI's is rho psi
         rho0 = min(max(slope0 / psi0, -0.95), 0.95)
-        starts.append(np.array([rho0, theta0, psi0]))
+        starts.append((rho0, theta0, psi0))
     if previous is not None:
         theta_p, psi_p, rho_p = previous
-        starts.append(np.array([rho_p, max(theta0, theta_p), psi_p * math.sqrt(theta0 / theta_p)]))
+        starts.append((rho_p, max(theta0, theta_p), psi_p * math.sqrt(theta0 / theta_p)))
     # A generic equity-like start so a slice never lacks one.
-    starts.append(np.array([-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)]))
-    return starts
+    starts.append((-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)))
+    return np.array(starts, dtype=np.float64)
 
 
 def _fit_slice(
     data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
 ) -> tuple[FloatArray, int]:
-    """Best ``(rho, theta, psi)`` over the starts; the LM status of the winner."""
-    w_max = float(data.total_variance.max())
-    upper = np.array([_RHO_MAX, 10.0 * w_max + 1.0, 4.0])
+    """Best ``(rho, theta, psi)`` over the starts (NaN without a finite fit); the LM status of
+    the winner."""
     prev = np.zeros(5) if previous is None else np.array([*previous, 1.0, 0.0])
     prev[_k.OPT_COST_FLOOR] = cost_floor(data)
-    empty = np.empty(0, dtype=np.float64)
-    best = np.full(3, np.nan)
-    best_cost = math.inf
-    best_status = _k.ITERATION_CAP
-    for x in _starts(data, fit, previous):  # fresh float64 arrays: LM updates them in place
-        cost, _, status = _k.levenberg_marquardt(
-            _k.MODEL_ESSVI,
-            x,
-            _LOWER,
-            upper,
-            data.log_moneyness,
-            data.total_variance,
-            data.scale,
-            empty,
-            prev,
-            MAX_ITERATIONS,
-        )
-        if cost < best_cost and all(map(math.isfinite, x.tolist())):
-            best_cost = float(cost)
-            best = x
-            best_status = int(status)
-    return best, best_status
+    best = np.empty(3)
+    status = _k.fit_essvi_slice(
+        _starts(data, fit, previous), data.log_moneyness, data.total_variance, data.scale,
+        prev, MAX_ITERATIONS, best,
+    )  # fmt: skip
+    return best, int(status)
 
 
 def fit_essvi(

@@ -280,6 +280,11 @@ def _empty_slice(time_to_expiry: float) -> SliceData:
     return SliceData(time_to_expiry, empty, empty, empty, empty, empty, empty, False)
 
 
+def _shape(array: npt.ArrayLike) -> tuple[int, ...]:
+    """``np.shape``, without its dispatch overhead for arrays."""
+    return array.shape if isinstance(array, np.ndarray) else np.shape(array)
+
+
 def prepare_slice(quotes: SmileQuotes) -> SliceData:
     """Usable quotes of a slice with their least-squares weights.
 
@@ -298,11 +303,11 @@ def prepare_slice(quotes: SmileQuotes) -> SliceData:
         quotes.iv_ask,
         quotes.vega,
     )
-    shape = np.shape(k)
+    shape = _shape(k)
     if (
         not (math.isfinite(t) and t > 0.0)
         or len(shape) != 1
-        or not (np.shape(mid) == np.shape(bid) == np.shape(ask) == np.shape(vega) == shape)
+        or not (_shape(mid) == _shape(bid) == _shape(ask) == _shape(vega) == shape)
     ):
         return _empty_slice(t)
     k = np.ascontiguousarray(k, dtype=np.float64)

@@ -159,3 +159,41 @@ def test_essvi_fit_metrics__is_slice_fit_metrics_of_the_slice() -> None:
         )  # fmt: skip
         assert all(_same(float(a), b) for a, b in zip(got, expected, strict=True))
         assert math.isfinite(got[0])
+
+
+def _essvi_python(data: SliceData, starts: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, int]:
+    """eSSVI's per-slice loop over its starts as it ran in Python before ``fit_essvi_slice``."""
+    w_max = float(data.total_variance.max())
+    lower = np.array([-_k.RHO_MAX, 1e-12, 0.0])
+    upper = np.array([_k.RHO_MAX, 10.0 * w_max + 1.0, 4.0])
+    best = np.full(3, np.nan)
+    best_cost = math.inf
+    best_status = _k.ITERATION_CAP
+    for start in starts:
+        x = start.copy()
+        cost, _, status = _k.levenberg_marquardt(
+            _k.MODEL_ESSVI, x, lower, upper, data.log_moneyness, data.total_variance,
+            data.scale, np.empty(0), prev, 100,
+        )  # fmt: skip
+        if cost < best_cost and np.all(np.isfinite(x)):
+            best_cost = float(cost)
+            best = x.copy()
+            best_status = int(status)
+    return best, best_status
+
+
+def test_fit_essvi_slice__is_the_python_loop() -> None:
+    for j, data in enumerate(_slices(20, seed=5)):
+        theta0 = float(np.interp(0.0, data.log_moneyness, data.total_variance))
+        starts = np.array([[-0.7, theta0, 0.4], [-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)]])
+        # Alternately the first slice and one constrained by a previous (theta, psi, rho).
+        prev = np.zeros(5) if j % 2 else np.array([0.5 * theta0, 0.2, -0.6, 1.0, 0.0])
+        prev[_k.OPT_COST_FLOOR] = cost_floor(data)
+        expected, expected_status = _essvi_python(data, starts, prev)
+        best = np.empty(3)
+        status = _k.fit_essvi_slice(
+            starts, data.log_moneyness, data.total_variance, data.scale, prev, 100, best
+        )
+        assert best.tobytes() == expected.tobytes()
+        assert int(status) == expected_status
+        assert np.all(np.isfinite(best))
