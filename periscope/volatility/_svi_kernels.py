@@ -509,17 +509,22 @@ def _reduced_fit(
     y: FloatArray,
     z: FloatArray,
     best_abc: FloatArray,
+    work: FloatArray,
 ) -> float:
     """Cheapest feasible ``(a, d, c)`` for fixed ``(m, sig)`` (written to ``best_abc``) and its
     weighted cost: the unconstrained 3x3 normal-equation solve, and when it is infeasible the
     fits on the boundaries ``d = +-0.99 c`` and ``c + |d| = 2 sig``, each projected by
-    :func:`_feasible_cost`."""
+    :func:`_feasible_cost`.
+
+    ``work`` is scratch of shape ``(5, 3, 3)`` (two 3x3 matrices, three 3-vectors): callers run
+    this dozens of times per slice, and five small allocations per call cost more than the
+    arithmetic of a short slice."""
     n = k.size
-    matrix = np.empty((3, 3))
-    rhs = np.empty(3)
-    sol = np.empty(3)
-    full = np.empty((3, 3))
-    result = np.empty(3)
+    matrix = work[0]
+    full = work[1]
+    rhs = work[2, 0]
+    sol = work[3, 0]
+    result = work[4, 0]
     for i in range(n):
         y[i] = (k[i] - m) / sig
         z[i] = math.sqrt(y[i] * y[i] + 1.0)
@@ -617,6 +622,7 @@ def quasi_explicit_starts(
     """
     n = k.size
     best_abc = np.empty(3)
+    work = np.empty((5, 3, 3))
     y = np.empty(n)
     z = np.empty(n)
     weight = np.empty(n)
@@ -626,7 +632,7 @@ def quasi_explicit_starts(
         m = m_grid[row]
         out[row, 5] = math.inf
         for sig in sigma_grid:
-            best = _reduced_fit(k, w, weight, m, sig, y, z, best_abc)
+            best = _reduced_fit(k, w, weight, m, sig, y, z, best_abc, work)
             if best < out[row, 5]:
                 c = best_abc[2]
                 out[row, 0] = best_abc[0]
@@ -903,6 +909,58 @@ def fit_metrics(
 
 
 @kernel
+def svi_fit_metrics(
+    a: float,
+    b: float,
+    rho: float,
+    m: float,
+    sig: float,
+    k: FloatArray,
+    t: float,
+    mid: FloatArray,
+    bid: FloatArray,
+    ask: FloatArray,
+) -> tuple[float, float, float]:
+    """:func:`fit_metrics` of the raw SVI slice's ``w(k)``; NaN when a fitted ``w`` is not
+    finite."""
+    n = k.size
+    fitted = np.empty(n)
+    for i in range(n):
+        value = svi_w(a, b, rho, m, sig, k[i])
+        if not math.isfinite(value):
+            return math.nan, math.nan, math.nan
+        fitted[i] = value
+    return fit_metrics(fitted, t, mid, bid, ask)
+
+
+@kernel
+def essvi_fit_metrics(
+    theta: float,
+    eta: float,
+    psi: float,
+    two_theta_eta: float,
+    theta_squared: float,
+    k: FloatArray,
+    t: float,
+    mid: FloatArray,
+    bid: FloatArray,
+    ask: FloatArray,
+) -> tuple[float, float, float]:
+    """:func:`fit_metrics` of the eSSVI slice ``w(k) = (theta + eta k + sqrt((psi k)^2 +
+    2 theta eta k + theta^2)) / 2``, ``eta = rho psi``, with ``2 theta eta`` and ``theta^2``
+    given; NaN when a fitted ``w`` is not finite."""
+    n = k.size
+    fitted = np.empty(n)
+    for i in range(n):
+        x = psi * k[i]
+        value = 0.5 * (theta + eta * k[i] + math.sqrt(x * x + two_theta_eta * k[i] + theta_squared))
+        if not math.isfinite(value):
+            return math.nan, math.nan, math.nan
+        fitted[i] = value
+    return fit_metrics(fitted, t, mid, bid, ask)
+
+
+@kernel
 def prepare_quotes(
     k: FloatArray,
     mid: FloatArray,
@@ -1008,18 +1066,19 @@ def refine_start(k: FloatArray, w: FloatArray, s: FloatArray, x: FloatArray) -> 
     z = np.empty(n)
     abc = np.empty(3)
     best_abc = np.empty(3)
+    work = np.empty((5, 3, 3))
     m = x[3]
     log_sig = math.log(x[4])
     span = max(k[n - 1] - k[0], 1e-3)
     step_m = 0.1 * span
     step_s = 0.5
-    best = _reduced_fit(k, w, weight, m, math.exp(log_sig), y, z, best_abc)
+    best = _reduced_fit(k, w, weight, m, math.exp(log_sig), y, z, best_abc, work)
     for _ in range(REFINE_EVALUATIONS // 4):
         improved = False
         for direction in range(4):
             trial_m = m + (step_m if direction == 0 else -step_m if direction == 1 else 0.0)
             trial_s = log_sig + (step_s if direction == 2 else -step_s if direction == 3 else 0.0)
-            cost = _reduced_fit(k, w, weight, trial_m, math.exp(trial_s), y, z, abc)
+            cost = _reduced_fit(k, w, weight, trial_m, math.exp(trial_s), y, z, abc, work)
             if cost < best:
                 best = cost
                 m = trial_m
@@ -1040,3 +1099,160 @@ def refine_start(k: FloatArray, w: FloatArray, s: FloatArray, x: FloatArray) -> 
     x[3] = m
     x[4] = sig
     return best
+
+
+@kernel
+def svi_box(
+    k: FloatArray, w: FloatArray, opts: FloatArray, lower: FloatArray, upper: FloatArray
+) -> float:
+    """Raw SVI's box from the quotes (``k`` ascending), as ``svi._bounds``: ``a`` within ten
+    times the largest ``w`` (plus one), ``b <= 10``, ``|rho| <= RHO_MAX``, ``m`` within two
+    spans of the quotes, ``sig`` in ``[1e-4, 10]`` spans (plus one); the minimum variance
+    ``opts[OPT_MIN_VARIANCE]`` is ``1e-8`` of the median ``w`` (at least 1e-20). Returns the
+    span."""
+    n = k.size
+    k_min: float = k[0]
+    k_max: float = k[n - 1]
+    span = max(k_max - k_min, 1e-3)
+    w_max = w[0]
+    for i in range(1, n):
+        if w[i] > w_max:
+            w_max = w[i]
+    ordered = np.sort(w)
+    half = n // 2
+    median = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2.0
+    level = max(median, 1e-12)
+    lower[0] = -10.0 * w_max - 1.0
+    lower[1] = 0.0
+    lower[2] = -RHO_MAX
+    lower[3] = k_min - 2.0 * span
+    lower[4] = 1e-4 * span
+    upper[0] = 10.0 * w_max + 1.0
+    upper[1] = 10.0
+    upper[2] = RHO_MAX
+    upper[3] = k_max + 2.0 * span
+    upper[4] = 10.0 * span + 1.0
+    opts[OPT_MIN_VARIANCE] = 1e-8 * level
+    return span
+
+
+@kernel
+def fit_svi_unconstrained(
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    m_fractions: FloatArray,
+    sigma_fractions: FloatArray,
+    opts: FloatArray,
+    n_starts: int,
+    probe_iterations: int,
+    max_iterations: int,
+    x_out: FloatArray,
+) -> tuple[int, int]:
+    """Raw SVI by Levenberg-Marquardt from the best quasi-explicit starts, before any butterfly
+    check: the whole start-and-refine sequence of ``svi.fit_svi`` in one call (the Python glue
+    between its kernels cost as much as a short slice's arithmetic).
+
+    ``k`` ascending. The box comes from the quotes (:func:`svi_box`); the ``m`` grid is
+    ``k_0 + span m_fractions``, the ``sig`` grid ``span sigma_fractions``
+    (:func:`quasi_explicit_starts`); of the ``n_starts`` best starts (stable order by cost) the
+    first is refined by :func:`refine_start` and fitted, each later one only goes on past a
+    ``probe_iterations`` probe that beats the best so far. ``opts`` is the SVI options vector;
+    its minimum-variance entry is set here. Writes the best parameters to ``x_out`` (NaN when no
+    fit had a cost); returns ``(status of the winner's LM, iterations of all)``.
+    """
+    lower = np.empty(5)
+    upper = np.empty(5)
+    span = svi_box(k, w, opts, lower, upper)
+    k_min = k[0]
+    m_grid = k_min + span * m_fractions
+    sigma_grid = span * sigma_fractions
+    table = np.empty((m_grid.size, 6))
+    quasi_explicit_starts(k, w, s, m_grid, sigma_grid, table)
+    # The n_starts cheapest rows, stable: the first of equal costs first (costs are never NaN).
+    count = min(n_starts, m_grid.size)
+    taken = np.zeros(m_grid.size, dtype=np.bool_)
+    empty = np.empty(0)
+    trial = np.empty(5)
+    best_cost = math.inf
+    status = ITERATION_CAP
+    iterations = 0
+    for p in range(5):
+        x_out[p] = math.nan
+    for rank in range(count):
+        pick = -1
+        for row in range(m_grid.size):
+            if not taken[row] and (pick < 0 or table[row, 5] < table[pick, 5]):
+                pick = row
+        taken[pick] = True
+        for p in range(5):
+            trial[p] = table[pick, p]
+        if rank == 0:
+            # Variable projection: slide (m, sig) to the bottom of the reduced cost first.
+            refine_start(k, w, s, trial)
+        else:
+            # Later starts only go on if a short probe already beats the best so far.
+            cost, its, _ = levenberg_marquardt(
+                MODEL_SVI, trial, lower, upper, k, w, s, empty, opts, probe_iterations
+            )
+            iterations += its
+            if not cost < best_cost:
+                continue
+        cost, its, code = levenberg_marquardt(
+            MODEL_SVI, trial, lower, upper, k, w, s, empty, opts, max_iterations
+        )
+        iterations += its
+        if cost < best_cost:
+            best_cost = cost
+            status = code
+            for p in range(5):
+                x_out[p] = trial[p]
+    return status, iterations
+
+
+@kernel
+def fit_essvi_slice(
+    starts: FloatArray,
+    k: FloatArray,
+    w: FloatArray,
+    s: FloatArray,
+    prev: FloatArray,
+    max_iterations: int,
+    best: FloatArray,
+) -> int:
+    """One eSSVI slice by Levenberg-Marquardt from each row ``(rho, theta, psi)`` of ``starts``
+    (in that order) inside the box ``|rho| <= RHO_MAX``, ``theta`` in ``[1e-12, 10 max(w) + 1]``,
+    ``psi`` in ``[0, 4]`` and the calendar/butterfly constraints of ``prev`` (the LM options of
+    ``MODEL_ESSVI``). Writes the cheapest finite result to ``best`` (NaN if none) and returns
+    the status of its LM run (``ITERATION_CAP`` if none)."""
+    w_max = w[0]
+    for i in range(1, w.size):
+        if w[i] > w_max:
+            w_max = w[i]
+    lower = np.empty(3)
+    upper = np.empty(3)
+    lower[0] = -RHO_MAX
+    lower[1] = 1e-12
+    lower[2] = 0.0
+    upper[0] = RHO_MAX
+    upper[1] = 10.0 * w_max + 1.0
+    upper[2] = 4.0
+    empty = np.empty(0)
+    x = np.empty(3)
+    best_cost = math.inf
+    best_status = ITERATION_CAP
+    for p in range(3):
+        best[p] = math.nan
+    for row in range(starts.shape[0]):
+        for p in range(3):
+            x[p] = starts[row, p]
+        cost, _, status = levenberg_marquardt(
+            MODEL_ESSVI, x, lower, upper, k, w, s, empty, prev, max_iterations
+        )
+        finite = math.isfinite(x[0]) and math.isfinite(x[1]) and math.isfinite(x[2])
+        if cost < best_cost and finite:
+            best_cost = cost
+            best_status = status
+            for p in range(3):
+                best[p] = x[p]
+    return best_status

@@ -59,7 +59,6 @@ from periscope.volatility.svi import (
     cost_floor,
     fit_svi,
     prepare_slice,
-    slice_fit_metrics,
     svi_total_variance,
 )
 
@@ -343,56 +342,40 @@ def _atm_total_variance(data: SliceData, fit: SviFit | None) -> float:
     return float(w[int(np.argmin(np.abs(k)))])
 
 
-def _starts(data: SliceData, fit: SviFit | None, previous: FloatArray | None) -> list[FloatArray]:
+def _starts(
+    data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
+) -> FloatArray:
+    """Starting ``(rho, theta, psi)`` rows, in the order they are tried."""
     theta0 = max(_atm_total_variance(data, fit), 1e-12)
-    starts = []
+    starts: list[tuple[float, float, float]] = []
     if fit is not None and fit.params.is_finite and fit.params.b > 0.0:
         _, b, rho, m, sigma = fit.params
         psi0 = 2.0 * b
         hyp = math.sqrt(m * m + sigma * sigma)
         slope0 = b * (rho - m / hyp)  # SVI w'(0); eSSVI's is rho psi
         rho0 = min(max(slope0 / psi0, -0.95), 0.95)
-        starts.append(np.array([rho0, theta0, psi0]))
+        starts.append((rho0, theta0, psi0))
     if previous is not None:
-        theta_p, psi_p, rho_p = previous[0], previous[1], previous[2]
-        starts.append(np.array([rho_p, max(theta0, theta_p), psi_p * math.sqrt(theta0 / theta_p)]))
+        theta_p, psi_p, rho_p = previous
+        starts.append((rho_p, max(theta0, theta_p), psi_p * math.sqrt(theta0 / theta_p)))
     # A generic equity-like start so a slice never lacks one.
-    starts.append(np.array([-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)]))
-    return starts
+    starts.append((-0.5, theta0, min(0.5 * math.sqrt(theta0), 1.0)))
+    return np.array(starts, dtype=np.float64)
 
 
 def _fit_slice(
-    data: SliceData, fit: SviFit | None, previous: FloatArray | None
+    data: SliceData, fit: SviFit | None, previous: tuple[float, float, float] | None
 ) -> tuple[FloatArray, int]:
-    """Best ``(rho, theta, psi)`` over the starts; the LM status of the winner."""
-    w_max = float(data.total_variance.max())
-    lower = np.array([-_RHO_MAX, 1e-12, 0.0])
-    upper = np.array([_RHO_MAX, 10.0 * w_max + 1.0, 4.0])
-    prev = np.zeros(5) if previous is None else np.array([*previous[:3], 1.0, 0.0])
+    """Best ``(rho, theta, psi)`` over the starts (NaN without a finite fit); the LM status of
+    the winner."""
+    prev = np.zeros(5) if previous is None else np.array([*previous, 1.0, 0.0])
     prev[_k.OPT_COST_FLOOR] = cost_floor(data)
-    empty = np.empty(0, dtype=np.float64)
-    best = np.full(3, np.nan)
-    best_cost = math.inf
-    best_status = _k.ITERATION_CAP
-    for start in _starts(data, fit, previous):
-        x = np.ascontiguousarray(start, dtype=np.float64)
-        cost, _, status = _k.levenberg_marquardt(
-            _k.MODEL_ESSVI,
-            x,
-            lower,
-            upper,
-            data.log_moneyness,
-            data.total_variance,
-            data.scale,
-            empty,
-            prev,
-            MAX_ITERATIONS,
-        )
-        if cost < best_cost and np.all(np.isfinite(x)):
-            best_cost = float(cost)
-            best = x.copy()
-            best_status = int(status)
-    return best, best_status
+    best = np.empty(3)
+    status = _k.fit_essvi_slice(
+        _starts(data, fit, previous), data.log_moneyness, data.total_variance, data.scale,
+        prev, MAX_ITERATIONS, best,
+    )  # fmt: skip
+    return best, int(status)
 
 
 def fit_essvi(
@@ -431,7 +414,7 @@ def fit_essvi(
     rho = np.full(n, np.nan)
     psi = np.full(n, np.nan)
     status = np.zeros(n, dtype=np.int8)
-    previous: FloatArray | None = None
+    previous: tuple[float, float, float] | None = None
     for j, data in enumerate(datas):
         if not data.valid:
             status[j] = SliceStatus.INVALID_INPUT
@@ -440,20 +423,23 @@ def fit_essvi(
             status[j] = SliceStatus.TOO_FEW_QUOTES
             continue
         x, lm_status = _fit_slice(data, fits[j], previous)
-        if not np.all(np.isfinite(x)):
+        rho_j, theta_j, psi_j = x.tolist()
+        if not (math.isfinite(rho_j) and math.isfinite(theta_j) and math.isfinite(psi_j)):
             status[j] = SliceStatus.NOT_CONVERGED
             continue
-        rho[j], theta[j], psi[j] = x
+        rho[j], theta[j], psi[j] = rho_j, theta_j, psi_j
         status[j] = SliceStatus.OK if lm_status == _k.CONVERGED else SliceStatus.NOT_CONVERGED
-        previous = np.array([theta[j], psi[j], rho[j]])
+        previous = (theta_j, psi_j, rho_j)
     t_sorted = times[order]
     valid_t = np.isfinite(t_sorted) & (t_sorted > 0.0)
     expiry = np.array([quotes[i].expiry for i in order], dtype="datetime64[D]")
-    fitted = EssviSurface.from_arrays(t_sorted[valid_t], theta[valid_t], rho[valid_t], psi[valid_t])
     # Bridge the slices without parameters by the surface's own interpolation (which keeps
     # them arbitrage-free against their neighbours, see the module docstring).
     missing = valid_t & ~np.isfinite(theta)
     if missing.any():
+        fitted = EssviSurface.from_arrays(
+            t_sorted[valid_t], theta[valid_t], rho[valid_t], psi[valid_t]
+        )
         theta_b, rho_b, psi_b = fitted.slice_parameters(t_sorted[missing])
         theta[missing] = theta_b
         rho[missing] = rho_b
@@ -464,14 +450,13 @@ def fit_essvi(
     used = np.array([d.size for d in datas], dtype=np.int64)
     for j, data in enumerate(datas):
         if data.size and np.isfinite(theta[j]):
-            k = data.log_moneyness
+            # slice_fit_metrics of w(k) = 0.5 (theta + eta k + sqrt((psi k)^2 + 2 theta eta k
+            # + theta^2)) in one kernel; the scalar factors are computed here as they were.
             eta = rho[j] * psi[j]
-            model = 0.5 * (
-                theta[j]
-                + eta * k
-                + np.sqrt((psi[j] * k) ** 2 + 2 * theta[j] * eta * k + theta[j] ** 2)
-            )
-            rmse[j], worst[j], inside[j] = slice_fit_metrics(data, model)
+            rmse[j], worst[j], inside[j] = _k.essvi_fit_metrics(
+                theta[j], eta, psi[j], 2 * theta[j] * eta, theta[j] ** 2,
+                data.log_moneyness, data.time_to_expiry, data.iv_mid, data.iv_bid, data.iv_ask,
+            )  # fmt: skip
     keep = valid_t
     return EssviSurface.from_arrays(
         t_sorted[keep],

@@ -64,6 +64,9 @@ _N_STARTS = 2
 _CHECK_STEP = 0.005
 _PROBE_ITERATIONS = 15
 _MAX_MINIMA = 64
+# The quasi-explicit start grid, as fractions of the quotes' log-moneyness span.
+_SIGMA_FRACTIONS = np.array([0.02, 0.05, 0.12, 0.3, 0.7, 1.5])
+_M_FRACTIONS = np.array([-0.25, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25])
 
 
 class SliceStatus(IntEnum):
@@ -115,7 +118,7 @@ class SviParams(NamedTuple):
     @property
     def is_finite(self) -> bool:
         """Whether every parameter is a finite number."""
-        return all(math.isfinite(value) for value in self)
+        return all(map(math.isfinite, self))
 
     @property
     def minimum_variance(self) -> float:
@@ -277,6 +280,11 @@ def _empty_slice(time_to_expiry: float) -> SliceData:
     return SliceData(time_to_expiry, empty, empty, empty, empty, empty, empty, False)
 
 
+def _shape(array: npt.ArrayLike) -> tuple[int, ...]:
+    """``np.shape``, without its dispatch overhead for arrays."""
+    return array.shape if isinstance(array, np.ndarray) else np.shape(array)
+
+
 def prepare_slice(quotes: SmileQuotes) -> SliceData:
     """Usable quotes of a slice with their least-squares weights.
 
@@ -288,21 +296,29 @@ def prepare_slice(quotes: SmileQuotes) -> SliceData:
     without any spread falls back to vega weights (relative to the largest vega).
     """
     t = float(quotes.time_to_expiry)
-    arrays = (
+    k, mid, bid, ask, vega = (
         quotes.log_moneyness,
         quotes.iv_mid,
         quotes.iv_bid,
         quotes.iv_ask,
         quotes.vega,
     )
-    sizes = {np.shape(array) for array in arrays}
-    if not (math.isfinite(t) and t > 0.0) or len(sizes) != 1 or len(next(iter(sizes))) != 1:
+    shape = _shape(k)
+    if (
+        not (math.isfinite(t) and t > 0.0)
+        or len(shape) != 1
+        or not (_shape(mid) == _shape(bid) == _shape(ask) == _shape(vega) == shape)
+    ):
         return _empty_slice(t)
-    k, mid, bid, ask, vega = (np.ascontiguousarray(array, dtype=np.float64) for array in arrays)
-    table = np.empty((6, k.size))
+    k = np.ascontiguousarray(k, dtype=np.float64)
+    mid = np.ascontiguousarray(mid, dtype=np.float64)
+    bid = np.ascontiguousarray(bid, dtype=np.float64)
+    ask = np.ascontiguousarray(ask, dtype=np.float64)
+    vega = np.ascontiguousarray(vega, dtype=np.float64)
+    table = np.empty((6, shape[0]))
     count = int(_k.prepare_quotes(k, mid, bid, ask, vega, t, _MIN_SPREAD, table))
-    rows = [table[row, :count] for row in range(6)]
-    return SliceData(t, rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], True)
+    k, w, scale, mid, bid, ask = table[:, :count]
+    return SliceData(t, k, w, scale, mid, bid, ask, True)
 
 
 def slice_fit_metrics(data: SliceData, fitted_w: FloatArray) -> tuple[float, float, float]:
@@ -312,7 +328,7 @@ def slice_fit_metrics(data: SliceData, fitted_w: FloatArray) -> tuple[float, flo
     volatility is inside the band when ``iv_bid <= fit <= iv_ask`` (a missing bid counts as 0,
     a missing ask as no upper bound).
     """
-    if data.size == 0 or not np.all(np.isfinite(fitted_w)):
+    if data.size == 0 or not np.isfinite(fitted_w).all():
         return math.nan, math.nan, math.nan
     rmse, worst, inside = _k.fit_metrics(
         np.ascontiguousarray(fitted_w, dtype=np.float64),
@@ -467,8 +483,10 @@ def cost_floor(data: SliceData) -> float:
     volatility error of 1e-11 (1e-7 bp), i.e. ``sum_i weight_i 1e-22`` in the weighted units of
     :func:`prepare_slice`.
     """
-    weight = (data.scale * 2.0 * data.time_to_expiry * data.iv_mid) ** 2
-    return float(weight.sum()) * 1e-22
+    root = data.scale * 2.0
+    root *= data.time_to_expiry
+    root *= data.iv_mid
+    return float(np.square(root, out=root).sum()) * 1e-22
 
 
 def _bounds(
@@ -478,11 +496,23 @@ def _bounds(
     k_max = float(k[-1])
     span = max(k_max - k_min, 1e-3)
     w_max = float(w.max())
-    level = max(float(np.median(w)), 1e-12)
+    level = max(_median(w), 1e-12)
     lower = np.array([-10.0 * w_max - 1.0, 0.0, -_RHO_MAX, k_min - 2.0 * span, 1e-4 * span])
     upper = np.array([10.0 * w_max + 1.0, 10.0, _RHO_MAX, k_max + 2.0 * span, 10.0 * span + 1.0])
     options = np.array([0.0, _PENALTY_MARGIN, 1e-8 * level, LEE_CAP, floor])
     return lower, upper, options
+
+
+def _median(values: FloatArray) -> float:
+    """``np.median`` of a non-empty 1-d array, bit for bit (the mean of the two middle values
+    of an even count is their sum over two), at a fraction of its overhead."""
+    ordered = np.sort(values)
+    half = ordered.size // 2
+    if math.isnan(ordered[-1]):  # NaN sorts last; np.median propagates it
+        return math.nan
+    if ordered.size % 2:
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2.0)
 
 
 def _starts(k: FloatArray, w: FloatArray, s: FloatArray, few: bool, count: int) -> FloatArray:
@@ -490,14 +520,11 @@ def _starts(k: FloatArray, w: FloatArray, s: FloatArray, few: bool, count: int) 
     k_min = float(k[0])
     k_max = float(k[-1])
     span = max(k_max - k_min, 1e-3)
-    sigma_grid = span * np.array([0.02, 0.05, 0.12, 0.3, 0.7, 1.5])
-    if few:
-        m_grid = np.array([0.5 * (k_min + k_max)])
-    else:
-        m_grid = k_min + span * np.array([-0.25, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25])
+    sigma_grid = span * _SIGMA_FRACTIONS
+    m_grid = np.array([0.5 * (k_min + k_max)]) if few else k_min + span * _M_FRACTIONS
     table = np.empty((m_grid.size, 6))
     _k.quasi_explicit_starts(k, w, s, m_grid, sigma_grid, table)
-    order = np.argsort(table[:, 5], kind="stable")[:count]
+    order = table[:, 5].argsort(kind="stable")[:count]
     return np.ascontiguousarray(table[order, :5])
 
 
@@ -511,7 +538,7 @@ def _too_few(data: SliceData) -> SviParams:
     x = _starts(data.log_moneyness, data.total_variance, data.scale, True, 1)[0]
     lower, upper, options = _bounds(data.log_moneyness, data.total_variance)
     x = np.minimum(np.maximum(x, lower), upper)
-    params = SviParams(*(float(v) for v in x))
+    params = SviParams(*x.tolist())
     b = min(params.b, LEE_CAP / (1.0 + abs(params.rho)))
     a = max(params.a, options[2] - b * params.sigma * math.sqrt(1.0 - params.rho**2))
     return params._replace(a=a, b=b)
@@ -525,7 +552,7 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
     k_max = float(data.log_moneyness[-1])
     x = x0.copy()
     iterations = 0
-    params = SviParams(*(float(v) for v in x))
+    params = SviParams(*x.tolist())
     _, minima = _check_and_minima(params, k_min, k_max)
     for weight in _PENALTY_WEIGHTS:
         grid = check_grid(params, k_min, k_max)
@@ -550,7 +577,7 @@ def _penalized_refit(data: SliceData, x0: FloatArray) -> tuple[SviParams, int, b
             MAX_ITERATIONS,
         )
         iterations += int(its)
-        params = SviParams(*(float(v) for v in x))
+        params = SviParams(*x.tolist())
         if not params.is_finite:
             return params, iterations, False
         check, minima = _check_and_minima(params, k_min, k_max)  # one scan: the next round's too
@@ -587,15 +614,17 @@ def _make_fit(
             math.nan, False, iterations,
         )  # fmt: skip
     min_g, _, count = durrleman_scan(params, *_k_range(data)) if check is None else check
-    fitted = svi_total_variance(params, data.log_moneyness)
-    rmse, worst, inside = slice_fit_metrics(data, fitted)
+    # slice_fit_metrics of svi_total_variance, in one kernel (the same arithmetic).
+    rmse, worst, inside = _k.svi_fit_metrics(
+        *params, data.log_moneyness, data.time_to_expiry, data.iv_mid, data.iv_bid, data.iv_ask
+    )
     return SviFit(
         params=params,
         status=status,
         time_to_expiry=data.time_to_expiry,
-        rmse_bp=rmse,
-        max_abs_error_bp=worst,
-        inside_band_share=inside,
+        rmse_bp=float(rmse),
+        max_abs_error_bp=float(worst),
+        inside_band_share=float(inside),
         n_used=data.size,
         min_g=min_g,
         butterfly_free=count == 0 and _lee_ok(params),
@@ -683,39 +712,17 @@ def fit_svi(quotes: SmileQuotes, *, max_iterations: int = MAX_ITERATIONS) -> Svi
         if params.is_finite:
             params = _make_butterfly_free(data, params, np.array(params))[0]
         return _make_fit(data, params, SliceStatus.TOO_FEW_QUOTES, 0)
-    k = data.log_moneyness
-    w = data.total_variance
-    lower, upper, options = _bounds(k, w, cost_floor(data))
-    empty = np.empty(0, dtype=np.float64)
     # Levenberg-Marquardt from the two best quasi-explicit starts (different m): SVI's cost has
-    # local minima (a wing fitted by the "wrong" branch), and the second start is cheap.
-    best_cost = math.inf
-    x = np.full(5, np.nan)
-    lm_status = _k.ITERATION_CAP
-    iterations = 0
-    for rank, start in enumerate(_starts(k, w, data.scale, False, _N_STARTS)):
-        trial = np.ascontiguousarray(start)
-        if rank == 0:
-            # Variable projection: slide (m, sigma) to the bottom of the reduced cost first.
-            _k.refine_start(k, w, data.scale, trial)
-        else:
-            # Later starts only go on if a short probe already beats the best so far.
-            cost, its, status_code = _k.levenberg_marquardt(
-                _k.MODEL_SVI, trial, lower, upper, k, w, data.scale, empty, options,
-                _PROBE_ITERATIONS,
-            )  # fmt: skip
-            iterations += int(its)
-            if not cost < best_cost:
-                continue
-        cost, its, status_code = _k.levenberg_marquardt(
-            _k.MODEL_SVI, trial, lower, upper, k, w, data.scale, empty, options, max_iterations
-        )
-        iterations += int(its)
-        if cost < best_cost:
-            best_cost = float(cost)
-            x = trial
-            lm_status = int(status_code)
-    params = SviParams(*(float(v) for v in x))
+    # local minima (a wing fitted by the "wrong" branch), and the second start is cheap. The
+    # box and options are _bounds's, computed in the kernel.
+    options = np.array([0.0, _PENALTY_MARGIN, 0.0, LEE_CAP, cost_floor(data)])
+    x = np.empty(5)
+    lm_status, iterations = _k.fit_svi_unconstrained(
+        data.log_moneyness, data.total_variance, data.scale, _M_FRACTIONS, _SIGMA_FRACTIONS,
+        options, _N_STARTS, _PROBE_ITERATIONS, max_iterations, x,
+    )  # fmt: skip
+    iterations = int(iterations)
+    params = SviParams(*x.tolist())
     if not params.is_finite:
         return _make_fit(data, SviParams.nan(), SliceStatus.NOT_CONVERGED, iterations)
     status = SliceStatus.OK if lm_status == _k.CONVERGED else SliceStatus.NOT_CONVERGED
