@@ -107,6 +107,8 @@ def test_repair_butterfly_jw__vogt_values_from_quant_md() -> None:
     sigma=st.floats(0.01, 1.0),
     t=st.floats(0.01, 5.0),
 )
+# Found by Hypothesis: a = 0 comes back as -1.9e-9 (the inversion's rounding on w's scale).
+@example(a=0.0, b=0.375, rho=0.0625, m=0.0625, sigma=1.0, t=1.0)
 def test_from_jw__round_trip(
     a: float, b: float, rho: float, m: float, sigma: float, t: float
 ) -> None:
@@ -114,7 +116,7 @@ def test_from_jw__round_trip(
     if params.minimum_variance <= 1e-4 or abs(m) < 1e-3:
         return  # JW needs w(0) > 0; m = 0 is the degenerate v = v_tilde case
     back = from_jw(to_jw(params, t), t)
-    assert tuple(back) == pytest.approx(tuple(params), rel=1e-7, abs=1e-9)
+    assert tuple(back) == pytest.approx(tuple(params), rel=1e-7, abs=1e-8)
 
 
 def test_from_jw__impossible_values_give_nan() -> None:
