@@ -689,15 +689,22 @@ def build_surface_dataset(
     data[EXPIRY_STATUS].attrs.update(_enum_attrs(ExpiryStatus))
     data[SURFACE_STATUS].attrs.update(_enum_attrs(SurfaceStatus))
     coords, indexes = _surface_coordinates(underlying, expiries, tuple(cleaning_reasons))
+    dataset_dims = {name: sizes[name] for name in _SURFACE_DIMS}
     # Every variable above has its layout's dims, shape and dtype by construction, and the
     # coordinates are the layout's (what validate_surface checks): the Dataset is put together
     # directly, without Dataset.__init__'s merge (alignment, copies, index checks), which cost
-    # more than everything else here. tests/volatility/test_surface.py checks that the result
-    # is identical to the public construction, xr.Dataset(data, coords=xr.Coordinates(...)).
+    # more than everything else here. tests/volatility/test_surface_dataset.py checks that the
+    # result is identical to the public construction, xr.Dataset(data, coords=...).
     data |= coords
     return xr.Dataset._construct_direct(
-        data, set(coords), attrs=dict(attrs) if attrs else None, indexes=indexes
+        data, set(coords), dataset_dims, attrs=dict(attrs) if attrs else None, indexes=indexes
     )
+
+
+# The surface's dimensions in the order xarray lists them (first seen along the variables).
+_SURFACE_DIMS: Final = tuple(
+    dict.fromkeys(dim for dims, _, _ in SURFACE_LAYOUT.values() for dim in dims)
+)
 
 
 def _surface_coordinates(
@@ -752,10 +759,16 @@ def _fixed_coordinates(
 
 
 def _enum_attrs(enum_type: type[enum.IntEnum]) -> dict[str, Any]:
-    return {
-        "flag_values": [int(member) for member in enum_type],
-        "flag_meanings": " ".join(member.name.lower() for member in enum_type),
-    }
+    values, meanings = _enum_flags(enum_type)
+    return {"flag_values": list(values), "flag_meanings": meanings}
+
+
+@functools.cache
+def _enum_flags(enum_type: type[enum.IntEnum]) -> tuple[tuple[int, ...], str]:
+    return (
+        tuple(int(member) for member in enum_type),
+        " ".join(member.name.lower() for member in enum_type),
+    )
 
 
 def empty_surface(

@@ -68,6 +68,7 @@ _SVI_USABLE: Final = (SliceStatus.OK, SliceStatus.REPAIRED, SliceStatus.NOT_CONV
 # no-arbitrage box); bridged slices (too few quotes) are left to the interpolation.
 _ESSVI_PUBLISHED: Final = (int(SliceStatus.OK), int(SliceStatus.NOT_CONVERGED))
 _REASONS: Final = tuple(QuoteFlag)
+_REASON_BITS: Final = np.array([int(flag) for flag in _REASONS], dtype=np.uint16)
 CLEANING_REASONS: Final = tuple(str(flag.name).lower() for flag in QuoteFlag)
 """The ``cleaning_reason`` coordinate: :class:`~periscope.volatility.cleaning.QuoteFlag` names."""
 # Where the log-moneyness grid has k = 0 (the ATM volatility of a published row).
@@ -303,10 +304,11 @@ def _date_counts(
     row = np.searchsorted(slices.expiry, chain_dates)
     row = np.clip(row, 0, max(n - 1, 0))
     flags = prepared.flags
-    reasons = np.zeros((n, len(_REASONS)), dtype=np.int64)
-    for j, flag in enumerate(_REASONS):
-        hit = (flags & np.uint16(flag)) != 0
-        reasons[:, j] = np.bincount(row[hit], minlength=n)[:n]
+    # Contracts per (date, reason) in one bincount over the flattened (row, reason) pairs.
+    width = _REASON_BITS.size
+    hit = (flags[:, None] & _REASON_BITS[None, :]) != 0
+    cell = (row[:, None] * width + np.arange(width))[hit]
+    reasons = np.bincount(cell, minlength=n * width)[: n * width].reshape(n, width)
     chosen = np.zeros(prepared.expiry.size, dtype=bool)
     chosen[slices.group] = True
     in_chosen = chosen[prepared.slice_index] if flags.size else np.zeros(0, dtype=bool)
@@ -337,7 +339,7 @@ def _surface_dataset(
     g = slices.group
     t = slices.time_to_expiry
     status = slices.status
-    chain_dates = np.asarray(chain[schema.EXPIRY].values).astype("datetime64[D]")
+    chain_dates = np.asarray(chain.variables[schema.EXPIRY].values).astype("datetime64[D]")
     used, dropped, reason_counts = _date_counts(prepared, chain_dates, slices)
     values: dict[str, object] = {
         schema.FORWARD: prepared.forward[g],
@@ -582,7 +584,7 @@ def _arbitrage_checks_by_slice(raws: list[SviParams]) -> tuple[IntArray, FloatAr
 
 def _snapshot_time(chain: xr.Dataset) -> np.datetime64:
     for name in (schema.SNAPSHOT_TIME, schema.UNDERLYING_TIME):
-        times = np.asarray(chain[name].values).astype("datetime64[ns]")
+        times = np.asarray(chain.variables[name].values).astype("datetime64[ns]")
         times = times[~np.isnat(times)]
         if times.size:
             return np.datetime64(times.max(), "ns")
