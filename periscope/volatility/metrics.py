@@ -154,21 +154,26 @@ def _log_moneyness_at_delta(
         lo = np.where(bad_lo, lo - 2.0 * span, lo)
         hi = np.where(bad_hi, hi + 2.0 * span, hi)
     k = np.clip(k, lo, hi)
-    for _ in range(_NEWTON_STEPS):
-        h = 1e-6 * np.maximum(1.0, np.abs(k))
-        both = residual(np.stack([k, k + h]))
-        r, r_up = both[0, ...], both[1, ...]
-        lo = np.where(r > 0, k, lo)
-        hi = np.where(r < 0, k, hi)
-        slope = (r_up - r) / h
-        with np.errstate(invalid="ignore", divide="ignore"):
+    pair = np.empty((2, *k.shape))  # k and k + h, for one call
+    # A flat or non-finite residual makes the Newton step inf or NaN: bisection takes over.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(_NEWTON_STEPS):
+            scale = np.maximum(1.0, np.abs(k))
+            h = 1e-6 * scale
+            pair[0, ...] = k
+            np.add(k, h, out=pair[1, ...])
+            both = residual(pair)
+            r, r_up = both[0, ...], both[1, ...]
+            lo = np.where(r > 0, k, lo)
+            hi = np.where(r < 0, k, hi)
+            slope = (r_up - r) / h
             step = k - r / slope
-        inside = (step >= lo) & (step <= hi) & np.isfinite(step)
-        new = np.where(inside, step, 0.5 * (lo + hi))
-        done = np.abs(new - k) <= 1e-12 * np.maximum(1.0, np.abs(k))
-        k = new
-        if done[valid].all():
-            break
+            inside = (step >= lo) & (step <= hi) & np.isfinite(step)
+            new = np.where(inside, step, 0.5 * (lo + hi))
+            done = np.abs(new - k) <= 1e-12 * scale
+            k = new
+            if done[valid].all():
+                break
     return np.asarray(np.where(valid & np.isfinite(k), k, np.nan), dtype=np.float64)
 
 

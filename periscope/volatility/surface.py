@@ -304,11 +304,15 @@ def _date_counts(
     row = np.searchsorted(slices.expiry, chain_dates)
     row = np.clip(row, 0, max(n - 1, 0))
     flags = prepared.flags
-    # Contracts per (date, reason) in one bincount over the flattened (row, reason) pairs.
-    width = _REASON_BITS.size
-    hit = (flags[:, None] & _REASON_BITS[None, :]) != 0
-    cell = (row[:, None] * width + np.arange(width))[hit]
-    reasons = np.bincount(cell, minlength=n * width)[: n * width].reshape(n, width)
+    # Contracts per date and reason: a chain has few distinct (date, flags) pairs, so they are
+    # counted first and each pair's count is added to its reasons (flags are 16 bits).
+    reasons = np.zeros((n, _REASON_BITS.size), dtype=np.int64)
+    if n and flags.size:
+        pairs, counts = np.unique(
+            (row.astype(np.int64) << 16) | flags.astype(np.int64), return_counts=True
+        )
+        hit = (pairs[:, None] & _REASON_BITS[None, :]) != 0
+        np.add.at(reasons, pairs >> 16, hit * counts[:, None])
     chosen = np.zeros(prepared.expiry.size, dtype=bool)
     chosen[slices.group] = True
     in_chosen = chosen[prepared.slice_index] if flags.size else np.zeros(0, dtype=bool)
