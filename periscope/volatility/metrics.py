@@ -33,6 +33,7 @@ __all__ = [
     "butterfly",
     "confidence_score",
     "delta_implied_volatility",
+    "implied_volatility_grid",
     "log_moneyness_at_delta",
     "risk_reversal",
     "tenor_metrics",
@@ -195,6 +196,18 @@ def _delta_implied_volatility(
         w = smiles(np.where(finite, k, 0.0))
         sigma = np.where(finite, np.sqrt(w / t), np.nan)
     return np.asarray(sigma, dtype=np.float64), k
+
+
+def implied_volatility_grid(
+    surface: TotalVarianceSurface, log_moneyness: npt.ArrayLike, time_to_expiry: npt.ArrayLike
+) -> FloatArray:
+    """``sqrt(w(k, T) / T)`` (decimal) on the grid ``time_to_expiry`` x ``log_moneyness`` (both
+    one-dimensional; years and ``ln(K/F)``), with the surface's smile at each time set up once:
+    the surface's own ``implied_volatility(k[None, :], T[:, None])``, to the bit."""
+    t = np.asarray(time_to_expiry, dtype=np.float64).reshape(-1, 1)
+    k = np.asarray(log_moneyness, dtype=np.float64).reshape(1, -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.sqrt(_smiles_at(surface, t)(k) / t), dtype=np.float64)
 
 
 class TenorMetrics(NamedTuple):

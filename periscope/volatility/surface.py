@@ -442,7 +442,7 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
     essvi[rows] = np.column_stack([surface.theta, surface.rho, surface.psi])
     grid = schema.LOG_MONEYNESS_GRID
     iv = np.full((n, grid.size), np.nan)
-    iv[rows] = surface.implied_volatility(grid[None, :], t[rows, None])
+    iv[rows] = metrics.implied_volatility_grid(surface, grid, t[rows])
     # The grid's k = 0 column is metrics.atm_implied_volatility, to the bit.
     atm = iv[:, _ATM_COLUMN].copy()
     rmse, worst, inside = (np.full(n, np.nan) for _ in range(3))

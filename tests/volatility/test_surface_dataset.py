@@ -198,6 +198,12 @@ def test_tenor_metrics__the_same_numbers_as_each_metric(surfaces: list[xr.Datase
             np.testing.assert_array_equal(got.atm_implied_volatility, dataset.constant_maturity_iv)
             np.testing.assert_array_equal(got.atm_skew, dataset.atm_skew)
             np.testing.assert_array_equal(got.delta_log_moneyness, dataset.delta_log_moneyness)
+            # The grid of implied volatilities, as the surface's own method gives it.
+            times = dataset.time_to_expiry.values[ok]
+            grid = metrics.implied_volatility_grid(surface, schema.LOG_MONEYNESS_GRID, times)
+            own = essvi.implied_volatility(schema.LOG_MONEYNESS_GRID[None, :], times[:, None])
+            np.testing.assert_array_equal(grid, own)
+            np.testing.assert_array_equal(grid, dataset.implied_volatility.values[ok])
             # The ATM column of the published grid.
             atm = metrics.atm_implied_volatility(surface, dataset.time_to_expiry.values[ok])
             np.testing.assert_array_equal(atm, dataset.atm_implied_volatility.values[ok])
