@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]
 import xarray as xr
 from xarray.indexes import Index, PandasIndex
 
@@ -687,31 +688,48 @@ def build_surface_dataset(
         data[name] = xr.Variable(dims, array, {"units": units} if units else None, fastpath=True)
     data[EXPIRY_STATUS].attrs.update(_enum_attrs(ExpiryStatus))
     data[SURFACE_STATUS].attrs.update(_enum_attrs(SurfaceStatus))
-    coords = _surface_coordinates(underlying, expiries, tuple(cleaning_reasons))
-    dataset = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
-    validate_surface(dataset)
-    return dataset
+    coords, indexes = _surface_coordinates(underlying, expiries, tuple(cleaning_reasons))
+    dataset_dims = {name: sizes[name] for name in _SURFACE_DIMS}
+    # Every variable above has its layout's dims, shape and dtype by construction, and the
+    # coordinates are the layout's (what validate_surface checks): the Dataset is put together
+    # directly, without Dataset.__init__'s merge (alignment, copies, index checks), which cost
+    # more than everything else here. tests/volatility/test_surface_dataset.py checks that the
+    # result is identical to the public construction, xr.Dataset(data, coords=...).
+    data |= coords
+    return xr.Dataset._construct_direct(
+        data, set(coords), dataset_dims, attrs=dict(attrs) if attrs else None, indexes=indexes
+    )
+
+
+# The surface's dimensions in the order xarray lists them (first seen along the variables).
+_SURFACE_DIMS: Final = tuple(
+    dict.fromkeys(dim for dims, _, _ in SURFACE_LAYOUT.values() for dim in dims)
+)
 
 
 def _surface_coordinates(
     underlying: str, expiries: npt.NDArray[np.datetime64], cleaning_reasons: tuple[str, ...]
-) -> xr.Coordinates:
-    """The surface's coordinates, with their indexes.
+) -> tuple[dict[str, xr.Variable], dict[str, Index]]:
+    """The surface's coordinate variables and their indexes, in the Dataset's order.
 
     The fixed ones (grids, parameter names, the cleaning reasons) are built and indexed once
-    per process (:func:`_fixed_coordinates`) and shallow-copied here: creating their pandas
-    indexes is most of what building a small Dataset costs.
+    per process (:func:`_fixed_coordinates`) and copied here: creating their pandas indexes is
+    most of what building a small Dataset costs. Indexes are immutable and shared.
     """
     fixed, indexes = _fixed_coordinates(cleaning_reasons)
-    expiry_index = PandasIndex(expiries, EXPIRY)
+    # What PandasIndex makes of a datetime64[ns] array, without its casting and renaming copy.
+    expiry_index = PandasIndex(pd.DatetimeIndex(expiries, name=EXPIRY), EXPIRY)
     variables: dict[str, xr.Variable] = {
-        UNDERLYING: xr.Variable((), np.asarray(underlying, dtype=object)),
+        # fastpath: a 0-d object array holding the str is what xarray's conversion leaves.
+        UNDERLYING: xr.Variable((), np.asarray(underlying, dtype=object), fastpath=True),
         **expiry_index.create_variables(),
     }
     for name, variable in fixed.items():
-        # A deep copy of the small arrays keeps each Dataset's coordinates its own.
+        # A deep copy of the small arrays keeps each Dataset's coordinates its own (an index
+        # coordinate's values are its immutable pandas index; its attrs are copied either way).
         variables[name] = variable.copy(deep=name not in indexes)
-    return xr.Coordinates(variables, indexes={**indexes, EXPIRY: expiry_index})
+    ordered = {EXPIRY: expiry_index, **indexes}
+    return variables, {name: ordered[name] for name in variables if name in ordered}
 
 
 @functools.lru_cache(maxsize=16)
@@ -741,10 +759,16 @@ def _fixed_coordinates(
 
 
 def _enum_attrs(enum_type: type[enum.IntEnum]) -> dict[str, Any]:
-    return {
-        "flag_values": [int(member) for member in enum_type],
-        "flag_meanings": " ".join(member.name.lower() for member in enum_type),
-    }
+    values, meanings = _enum_flags(enum_type)
+    return {"flag_values": list(values), "flag_meanings": meanings}
+
+
+@functools.cache
+def _enum_flags(enum_type: type[enum.IntEnum]) -> tuple[tuple[int, ...], str]:
+    return (
+        tuple(int(member) for member in enum_type),
+        " ".join(member.name.lower() for member in enum_type),
+    )
 
 
 def empty_surface(

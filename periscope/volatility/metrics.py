@@ -19,21 +19,24 @@ surface was fitted. Conventions (``docs/surfaces.md``):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
 __all__ = [
+    "TenorMetrics",
     "TotalVarianceSurface",
     "atm_implied_volatility",
     "atm_skew",
     "butterfly",
     "confidence_score",
     "delta_implied_volatility",
+    "implied_volatility_grid",
     "log_moneyness_at_delta",
     "risk_reversal",
+    "tenor_metrics",
     "term_structure_slope",
 ]
 
@@ -59,8 +62,10 @@ def _w(surface: TotalVarianceSurface, k: FloatArray, t: FloatArray) -> FloatArra
 
 
 def _smiles_at(surface: TotalVarianceSurface, t: FloatArray) -> Callable[[FloatArray], FloatArray]:
-    """``k -> w(k, t)`` at fixed times: the surface's own ``_smiles_at`` when it has one (the
-    eSSVI surface interpolates its slice parameters once), else ``total_variance`` each call."""
+    """``k -> w(k, t)`` at fixed times, ``k`` broadcasting against ``t`` (so a stack of ``k``
+    arrays along a leading axis is one call): the surface's own ``_smiles_at`` when it has one
+    (the eSSVI surface interpolates its slice parameters once), else ``total_variance`` each
+    call."""
     frozen = getattr(surface, "_smiles_at", None)
     if frozen is not None:
         return cast(Callable[[FloatArray], FloatArray], frozen(t))
@@ -82,10 +87,15 @@ def atm_skew(surface: TotalVarianceSurface, time_to_expiry: npt.ArrayLike) -> Fl
     """``dσ/dk`` at ``k = 0`` by a central difference (step 1e-4 in ``k``), per unit of
     log-moneyness; ``time_to_expiry`` in years."""
     t = np.asarray(time_to_expiry, dtype=np.float64)
+    return _atm_skew(lambda k: _w(surface, k, t), t)
+
+
+def _atm_skew(smiles: Callable[[FloatArray], FloatArray], t: FloatArray) -> FloatArray:
     h = _SKEW_STEP
     with np.errstate(invalid="ignore", divide="ignore"):
-        up = np.sqrt(_w(surface, np.full_like(t, h), t) / t)
-        down = np.sqrt(_w(surface, np.full_like(t, -h), t) / t)
+        w = smiles(np.stack([np.full_like(t, h), np.full_like(t, -h)]))
+        up = np.sqrt(w[0, ...] / t)
+        down = np.sqrt(w[1, ...] / t)
     return np.asarray((up - down) / (2.0 * h), dtype=np.float64)
 
 
@@ -112,31 +122,32 @@ def log_moneyness_at_delta(
     numpy.ndarray
         ``k``; NaN where the delta is outside (0, 1) or the smile is not finite.
     """
-    delta, t = np.broadcast_arrays(
-        np.asarray(call_delta, dtype=np.float64), np.asarray(time_to_expiry, dtype=np.float64)
-    )
-    shape = delta.shape
-    delta, t = delta.ravel(), t.ravel()
+    t = np.asarray(time_to_expiry, dtype=np.float64)
+    return _log_moneyness_at_delta(_smiles_at(surface, t), call_delta, t)
+
+
+def _log_moneyness_at_delta(
+    smiles: Callable[[FloatArray], FloatArray], call_delta: npt.ArrayLike, times: FloatArray
+) -> FloatArray:
+    """:func:`log_moneyness_at_delta` on the smiles at ``times`` (every step elementwise, so
+    the arrays keep the broadcast shape, and ``k`` and ``k + h`` go stacked in one call)."""
+    delta, t = np.broadcast_arrays(np.asarray(call_delta, dtype=np.float64), times)
     valid = (delta > 0) & (delta < 1) & (t > 0)
     target = ndtri(np.where(valid, delta, 0.5))
 
-    t2, target2 = np.concatenate([t, t]), np.concatenate([target, target])
-    smiles, smiles2 = _smiles_at(surface, t), _smiles_at(surface, t2)
-
     def residual(k: FloatArray) -> FloatArray:
-        # k has one or two (k and k + h, in one surface call) values per element.
-        doubled = k.size != t.size
-        w = np.maximum((smiles2 if doubled else smiles)(k), 1e-300)
-        goal = target2 if doubled else target
-        return np.asarray((-k + 0.5 * w) / np.sqrt(w) - goal, dtype=np.float64)
+        # k: two arrays of the broadcast shape, stacked.
+        w = np.maximum(smiles(k), 1e-300)
+        return np.asarray((-k + 0.5 * w) / np.sqrt(w) - target, dtype=np.float64)
 
-    w0 = np.maximum(smiles(np.zeros_like(t)), 1e-300)
+    w0 = np.maximum(smiles(np.zeros(delta.shape)), 1e-300)
     k = 0.5 * w0 - target * np.sqrt(w0)  # the flat-smile answer
     # A bracket [lo, hi] with residual(lo) > 0 > residual(hi), widened from the flat answer.
     width = np.maximum(np.sqrt(w0), 1e-4)
     lo, hi = k - width, k + width
     for _ in range(60):
-        r_lo, r_hi = residual(lo), residual(hi)
+        both = residual(np.stack([lo, hi]))
+        r_lo, r_hi = both[0, ...], both[1, ...]  # arrays, 0-d ones too
         bad_lo, bad_hi = ~(r_lo > 0), ~(r_hi < 0)
         if not (bad_lo | bad_hi)[valid].any():
             break
@@ -144,22 +155,27 @@ def log_moneyness_at_delta(
         lo = np.where(bad_lo, lo - 2.0 * span, lo)
         hi = np.where(bad_hi, hi + 2.0 * span, hi)
     k = np.clip(k, lo, hi)
-    for _ in range(_NEWTON_STEPS):
-        h = 1e-6 * np.maximum(1.0, np.abs(k))
-        both = residual(np.concatenate([k, k + h]))
-        r, r_up = both[: k.size], both[k.size :]
-        lo = np.where(r > 0, k, lo)
-        hi = np.where(r < 0, k, hi)
-        slope = (r_up - r) / h
-        with np.errstate(invalid="ignore", divide="ignore"):
+    pair = np.empty((2, *k.shape))  # k and k + h, for one call
+    # A flat or non-finite residual makes the Newton step inf or NaN: bisection takes over.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _ in range(_NEWTON_STEPS):
+            scale = np.maximum(1.0, np.abs(k))
+            h = 1e-6 * scale
+            pair[0, ...] = k
+            np.add(k, h, out=pair[1, ...])
+            both = residual(pair)
+            r, r_up = both[0, ...], both[1, ...]
+            lo = np.where(r > 0, k, lo)
+            hi = np.where(r < 0, k, hi)
+            slope = (r_up - r) / h
             step = k - r / slope
-        inside = (step >= lo) & (step <= hi) & np.isfinite(step)
-        new = np.where(inside, step, 0.5 * (lo + hi))
-        done = np.abs(new - k) <= 1e-12 * np.maximum(1.0, np.abs(k))
-        k = new
-        if done[valid].all():
-            break
-    return np.where(valid & np.isfinite(k), k, np.nan).reshape(shape)
+            inside = (step >= lo) & (step <= hi) & np.isfinite(step)
+            new = np.where(inside, step, 0.5 * (lo + hi))
+            done = np.abs(new - k) <= 1e-12 * scale
+            k = new
+            if done[valid].all():
+                break
+    return np.asarray(np.where(valid & np.isfinite(k), k, np.nan), dtype=np.float64)
 
 
 def delta_implied_volatility(
@@ -167,13 +183,68 @@ def delta_implied_volatility(
 ) -> tuple[FloatArray, FloatArray]:
     """Implied volatility at forward call deltas: ``(σ, k)`` with ``k`` from
     :func:`log_moneyness_at_delta`; arguments as there."""
-    k = log_moneyness_at_delta(surface, call_delta, time_to_expiry)
-    t = np.broadcast_to(np.asarray(time_to_expiry, dtype=np.float64), k.shape)
+    t = np.asarray(time_to_expiry, dtype=np.float64)
+    return _delta_implied_volatility(_smiles_at(surface, t), call_delta, t)
+
+
+def _delta_implied_volatility(
+    smiles: Callable[[FloatArray], FloatArray], call_delta: npt.ArrayLike, t: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    k = _log_moneyness_at_delta(smiles, call_delta, t)
     finite = np.isfinite(k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        w = _w(surface, np.where(finite, k, 0.0), t)
+        w = smiles(np.where(finite, k, 0.0))
         sigma = np.where(finite, np.sqrt(w / t), np.nan)
     return np.asarray(sigma, dtype=np.float64), k
+
+
+def implied_volatility_grid(
+    surface: TotalVarianceSurface, log_moneyness: npt.ArrayLike, time_to_expiry: npt.ArrayLike
+) -> FloatArray:
+    """``sqrt(w(k, T) / T)`` (decimal) on the grid ``time_to_expiry`` x ``log_moneyness`` (both
+    one-dimensional; years and ``ln(K/F)``), with the surface's smile at each time set up once:
+    the surface's own ``implied_volatility(k[None, :], T[:, None])``, to the bit."""
+    t = np.asarray(time_to_expiry, dtype=np.float64).reshape(-1, 1)
+    k = np.asarray(log_moneyness, dtype=np.float64).reshape(1, -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.sqrt(_smiles_at(surface, t)(k) / t), dtype=np.float64)
+
+
+class TenorMetrics(NamedTuple):
+    """:func:`tenor_metrics`: the smile metrics at each time to expiry."""
+
+    atm_implied_volatility: FloatArray
+    """As :func:`atm_implied_volatility`."""
+    atm_skew: FloatArray
+    """As :func:`atm_skew`."""
+    delta_implied_volatility: FloatArray
+    """As :func:`delta_implied_volatility`'s volatility: time to expiry x delta."""
+    delta_log_moneyness: FloatArray
+    """As :func:`delta_implied_volatility`'s log-moneyness: time to expiry x delta."""
+
+
+def tenor_metrics(
+    surface: TotalVarianceSurface, time_to_expiry: npt.ArrayLike, call_delta: npt.ArrayLike
+) -> TenorMetrics:
+    """:func:`atm_implied_volatility`, :func:`atm_skew` and :func:`delta_implied_volatility`
+    at once, with the same numbers: the surface's smiles at the times are set up once.
+
+    Parameters
+    ----------
+    surface
+        The total-variance surface.
+    time_to_expiry
+        Years (> 0), one-dimensional.
+    call_delta
+        Forward call deltas in (0, 1), one-dimensional: the columns of the delta results.
+    """
+    t = np.asarray(time_to_expiry, dtype=np.float64).reshape(-1, 1)
+    smiles = _smiles_at(surface, t)
+    delta = np.asarray(call_delta, dtype=np.float64).reshape(1, -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        atm = np.asarray(np.sqrt(smiles(np.zeros_like(t)) / t), dtype=np.float64)
+    sigma, k = _delta_implied_volatility(smiles, delta, t)
+    return TenorMetrics(atm[:, 0], _atm_skew(smiles, t)[:, 0], sigma, k)
 
 
 def risk_reversal(call_vol: npt.ArrayLike, put_vol: npt.ArrayLike) -> FloatArray:

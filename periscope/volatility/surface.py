@@ -23,6 +23,7 @@ chain raises :class:`InvalidInputError`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, replace
 from typing import Final, Literal, NamedTuple, overload
@@ -32,6 +33,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from periscope import schema
+from periscope._numba import inline, kernel
 from periscope.errors import InvalidInputError
 from periscope.volatility import _svi_kernels, arbitrage, metrics
 from periscope.volatility.arbitrage import check_butterfly, check_calendar
@@ -66,8 +68,11 @@ _SVI_USABLE: Final = (SliceStatus.OK, SliceStatus.REPAIRED, SliceStatus.NOT_CONV
 # no-arbitrage box); bridged slices (too few quotes) are left to the interpolation.
 _ESSVI_PUBLISHED: Final = (int(SliceStatus.OK), int(SliceStatus.NOT_CONVERGED))
 _REASONS: Final = tuple(QuoteFlag)
+_REASON_BITS: Final = np.array([int(flag) for flag in _REASONS], dtype=np.uint16)
 CLEANING_REASONS: Final = tuple(str(flag.name).lower() for flag in QuoteFlag)
 """The ``cleaning_reason`` coordinate: :class:`~periscope.volatility.cleaning.QuoteFlag` names."""
+# Where the log-moneyness grid has k = 0 (the ATM volatility of a published row).
+_ATM_COLUMN: Final = int(np.flatnonzero(schema.LOG_MONEYNESS_GRID == 0.0)[0])
 
 
 class SurfaceResult(NamedTuple):
@@ -299,10 +304,15 @@ def _date_counts(
     row = np.searchsorted(slices.expiry, chain_dates)
     row = np.clip(row, 0, max(n - 1, 0))
     flags = prepared.flags
-    reasons = np.zeros((n, len(_REASONS)), dtype=np.int64)
-    for j, flag in enumerate(_REASONS):
-        hit = (flags & np.uint16(flag)) != 0
-        reasons[:, j] = np.bincount(row[hit], minlength=n)[:n]
+    # Contracts per date and reason: a chain has few distinct (date, flags) pairs, so they are
+    # counted first and each pair's count is added to its reasons (flags are 16 bits).
+    reasons = np.zeros((n, _REASON_BITS.size), dtype=np.int64)
+    if n and flags.size:
+        pairs, counts = np.unique(
+            (row.astype(np.int64) << 16) | flags.astype(np.int64), return_counts=True
+        )
+        hit = (pairs[:, None] & _REASON_BITS[None, :]) != 0
+        np.add.at(reasons, pairs >> 16, hit * counts[:, None])
     chosen = np.zeros(prepared.expiry.size, dtype=bool)
     chosen[slices.group] = True
     in_chosen = chosen[prepared.slice_index] if flags.size else np.zeros(0, dtype=bool)
@@ -333,7 +343,7 @@ def _surface_dataset(
     g = slices.group
     t = slices.time_to_expiry
     status = slices.status
-    chain_dates = np.asarray(chain[schema.EXPIRY].values).astype("datetime64[D]")
+    chain_dates = np.asarray(chain.variables[schema.EXPIRY].values).astype("datetime64[D]")
     used, dropped, reason_counts = _date_counts(prepared, chain_dates, slices)
     values: dict[str, object] = {
         schema.FORWARD: prepared.forward[g],
@@ -432,9 +442,9 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
     essvi[rows] = np.column_stack([surface.theta, surface.rho, surface.psi])
     grid = schema.LOG_MONEYNESS_GRID
     iv = np.full((n, grid.size), np.nan)
-    iv[rows] = surface.implied_volatility(grid[None, :], t[rows, None])
-    atm = np.full(n, np.nan)
-    atm[rows] = metrics.atm_implied_volatility(surface, t[rows])
+    iv[rows] = metrics.implied_volatility_grid(surface, grid, t[rows])
+    # The grid's k = 0 column is metrics.atm_implied_volatility, to the bit.
+    atm = iv[:, _ATM_COLUMN].copy()
     rmse, worst, inside = (np.full(n, np.nan) for _ in range(3))
     rmse[rows] = surface.rmse_bp
     worst[rows] = surface.max_abs_error_bp
@@ -445,9 +455,8 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
     raws = [surface.raw_svi(j) for j in range(rows.size)]
     butterflies[rows], min_g[rows], calendars[rows] = _arbitrage_checks(raws)
     tenor_t = np.asarray(schema.TENOR_DAYS, dtype=np.float64) / 365.0
-    cm = metrics.atm_implied_volatility(surface, tenor_t)
     delta = np.asarray(schema.DELTA_GRID)
-    delta_vol, delta_k = metrics.delta_implied_volatility(surface, delta[None, :], tenor_t[:, None])
+    cm, skew, delta_vol, delta_k = metrics.tenor_metrics(surface, tenor_t, delta)
     put10, put25, _, call25, call10 = (delta_vol[:, j] for j in range(delta.size))
     first, last = t[rows].min(), t[rows].max()
     days = list(schema.TENOR_DAYS)
@@ -462,7 +471,7 @@ def _published_values(surface: EssviSurface, slices: _Slices) -> dict[str, objec
         schema.CALENDAR_VIOLATIONS: calendars,
         schema.MIN_DURRLEMAN_G: min_g,
         schema.CONSTANT_MATURITY_IV: cm,
-        schema.ATM_SKEW: metrics.atm_skew(surface, tenor_t),
+        schema.ATM_SKEW: skew,
         schema.RISK_REVERSAL_25: metrics.risk_reversal(call25, put25),
         schema.RISK_REVERSAL_10: metrics.risk_reversal(call10, put10),
         schema.BUTTERFLY_25: metrics.butterfly(call25, put25, cm),
@@ -500,35 +509,61 @@ def _arbitrage_checks(raws: list[SviParams]) -> tuple[IntArray, FloatArray, IntA
         min_g[j] = float(best)
     if count < 2:
         return butterflies, min_g, calendars
-    a, b, rho, m, sigma = (params[:, i] for i in range(5))
-    base = check_grid(SviParams.nan())  # the shared uniform and wing points
+    base, sinh_z = _calendar_points()
+    _calendar_crossings(params, base, sinh_z, arbitrage.DEFAULT_TOLERANCE, calendars)
+    return butterflies, min_g, calendars
+
+
+@functools.cache
+def _calendar_points() -> tuple[FloatArray, FloatArray]:
+    """check_grid's uniform and wing points (the same for every slice) and ``sinh(z)`` of its
+    feature points ``m + sigma sinh(z)`` (the slice's own)."""
+    base = check_grid(SviParams.nan())
     z = np.linspace(
         -_svi_kernels.FEATURE_HALF_WIDTH, _svi_kernels.FEATURE_HALF_WIDTH,
         _svi_kernels.FEATURE_POINTS,
     )  # fmt: skip
-    feature = m[:, None] + sigma[:, None] * np.sinh(z)[None, :]
+    base.flags.writeable = False
+    sinh_z = np.sinh(z)
+    sinh_z.flags.writeable = False
+    return base, sinh_z
 
-    def w(index: IntArray, k: FloatArray) -> FloatArray:
-        # svi_total_variance's arithmetic, row by row.
-        u = k - m[index, None]
-        s2 = sigma[index, None] * sigma[index, None]
-        return np.asarray(
-            a[index, None] + b[index, None] * (rho[index, None] * u + np.sqrt(u * u + s2))
-        )
 
-    def crossings(difference: FloatArray) -> IntArray:
-        return np.asarray(np.sum(~(difference >= -arbitrage.DEFAULT_TOLERANCE), axis=1))
+@kernel
+def _calendar_crossings(
+    params: FloatArray, base: FloatArray, sinh_z: FloatArray, tolerance: float, out: IntArray
+) -> None:
+    """``out[j]``, ``j >= 1``: the points where slice ``j``'s total variance is below slice
+    ``j - 1``'s by more than ``tolerance`` (or NaN), on the pair's grid: both slices' check
+    grids one after the other, so the shared ``base`` points count twice, then the feature
+    points ``m + sigma sinh(z)`` of slice ``j - 1`` and of slice ``j``. Raw SVI parameters
+    ``(a, b, rho, m, sigma)`` per row, ascending expiries; svi_total_variance's arithmetic.
+    """
+    for j in range(1, params.shape[0]):
+        before, after = params[j - 1], params[j]
+        shared = 0
+        for i in range(base.size):
+            shared += _calendar_crossed(before, after, base[i], tolerance)
+        own = 0
+        for i in range(sinh_z.size):
+            # feature[before] and feature[after] of the vectorized form: m + sigma sinh(z)
+            own += _calendar_crossed(before, after, before[3] + before[4] * sinh_z[i], tolerance)
+            own += _calendar_crossed(before, after, after[3] + after[4] * sinh_z[i], tolerance)
+        out[j] = 2 * shared + own
 
-    every = np.arange(count)
-    before, after = every[:-1], every[1:]
-    on_base = w(every, np.broadcast_to(base, (count, base.size)))
-    # The pair's grid is both slices' grids one after the other: the shared points twice.
-    calendars[1:] = (
-        2 * crossings(on_base[1:] - on_base[:-1])
-        + crossings(w(after, feature[before]) - w(before, feature[before]))
-        + crossings(w(after, feature[after]) - w(before, feature[after]))
-    )
-    return butterflies, min_g, calendars
+
+@inline
+def _calendar_crossed(before: FloatArray, after: FloatArray, k: float, tolerance: float) -> int:
+    """1 when ``w_after(k) - w_before(k) >= -tolerance`` fails (NaN included), else 0."""
+    difference = _svi_w(after, k) - _svi_w(before, k)
+    return 0 if difference >= -tolerance else 1
+
+
+@inline
+def _svi_w(raw: FloatArray, k: float) -> float:
+    # svi_total_variance's arithmetic: a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))
+    u = k - raw[3]
+    return raw[0] + raw[1] * (raw[2] * u + np.sqrt(u * u + raw[4] * raw[4]))  # type: ignore[no-any-return]
 
 
 def _arbitrage_checks_by_slice(raws: list[SviParams]) -> tuple[IntArray, FloatArray, IntArray]:
@@ -553,7 +588,7 @@ def _arbitrage_checks_by_slice(raws: list[SviParams]) -> tuple[IntArray, FloatAr
 
 def _snapshot_time(chain: xr.Dataset) -> np.datetime64:
     for name in (schema.SNAPSHOT_TIME, schema.UNDERLYING_TIME):
-        times = np.asarray(chain[name].values).astype("datetime64[ns]")
+        times = np.asarray(chain.variables[name].values).astype("datetime64[ns]")
         times = times[~np.isnat(times)]
         if times.size:
             return np.datetime64(times.max(), "ns")
