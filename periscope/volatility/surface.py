@@ -217,10 +217,11 @@ def _fit_slices(prepared: PreparedChain) -> _Slices:
     dates = np.asarray(prepared.expiry, dtype="datetime64[D]")
     used = prepared.expiry_counts.get("used", np.zeros(dates.size, dtype=np.int64))
     expiry = np.unique(dates)
-    group = np.array(
-        [int(np.flatnonzero(dates == day)[np.argmax(used[dates == day])]) for day in expiry],
-        dtype=np.int64,
-    )
+    # Per date (ascending), the group with the most quotes used, the earlier on a tie.
+    order = np.lexsort((np.arange(dates.size), -np.asarray(used), dates))
+    first_of_date = np.ones(order.size, dtype=bool)
+    first_of_date[1:] = dates[order][1:] != dates[order][:-1]
+    group = order[first_of_date].astype(np.int64)
     n = expiry.size
     t = np.asarray(prepared.expiry_time, dtype=np.float64)[group]
     status = np.full(n, schema.ExpiryStatus.TOO_FEW_QUOTES, dtype=np.int8)
