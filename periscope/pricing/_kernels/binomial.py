@@ -665,14 +665,18 @@ def _lr_premium_pass(
     tail = 0.0
     inv_d = 1.0 / d
     level = 1.0  # d^(i - n): level i's spots are the terminal ones times this
+    # e^{r t_i} by one factor per level instead of an exponential (rounding: (n - i) ulp).
+    back = math.exp(-r * dt)
+    growth = math.exp(r * T)
     for i in range(n - 1, -1, -1):
         t_i = i * dt
         level *= inv_d
+        growth *= back
         fresh = last_paid
         while last_paid >= 0 and div_t[last_paid] > t_i:
             tail += div_b[last_paid]
             last_paid -= 1
-        pv = tail * math.exp(r * t_i) if tail != 0.0 else 0.0
+        pv = tail * growth if tail != 0.0 else 0.0
         signed_strike = sign * (K - pv)
         spot_factor = sign * level
         for j in range(i + 1):
