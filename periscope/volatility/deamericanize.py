@@ -531,8 +531,8 @@ def european_equivalent(
         every price with an initial premium (the anchors) run their fixed point; the others
         take the premium's share of their price interpolated in log-moneyness between the
         anchors (:func:`_interpolated_premiums`, monotone cubic, held flat beyond the
-        outermost) without a tree, unless that leaves no Black volatility (then they run
-        theirs too).
+        outermost) without a tree, unless that leaves a price outside Black's range (then
+        they run theirs too).
 
     Returns
     -------
@@ -593,12 +593,14 @@ def european_equivalent(
     with np.errstate(invalid="ignore", divide="ignore"):
         log_moneyness = np.log(strike / forward)
     guess = _interpolated_premiums(log_moneyness, t, is_call, price, premium, anchor, rest)
+    # Kept where the European-equivalent price is inside Black's range (strictly between the
+    # discounted intrinsic value and DF·F for calls, DF·K for puts), so that it has a volatility.
+    f, k, df = forward[rest], strike[rest], discount_factor[rest]
+    call = is_call[rest]
     with np.errstate(invalid="ignore"):
-        sigma = _black_iv_flat(
-            price[rest] - guess, forward[rest], strike[rest], t[rest], discount_factor[rest],
-            is_call[rest],
-        )[0]  # fmt: skip
-    kept = np.isfinite(sigma)
+        left = price[rest] - guess
+        intrinsic = df * np.maximum(np.where(call, f - k, k - f), 0.0)
+        kept = (left > intrinsic) & (left < df * np.where(call, f, k))
     premium[rest[kept]] = guess[kept]
     european[rest[kept]] = price[rest[kept]] - guess[kept]
     if not kept.all():
