@@ -556,8 +556,8 @@ def prepare_smiles(
     european_mid = mid.copy()
     shift = np.zeros(size)
     if invert.any():
-        # The anchors among the pairs start from their premiums (at a forward close to the
-        # final one); the quotes between anchors keep the premiums interpolated between them.
+        # The pairs are anchors, started from their premiums (at a forward close to the final
+        # one), with every _SMILE_ANCHORS-th other quote; the rest keep interpolated premiums.
         european_mid[invert], shift[invert] = european_equivalent(
             mid[invert], spot, strike[invert], time_to_expiry[invert], contract_forward[invert],
             contract_discount[invert], is_call[invert], dividend_model=config.dividend_model,
