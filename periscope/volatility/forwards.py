@@ -516,6 +516,8 @@ def parity_forwards(
     centre = np.empty(rows)
 
     def table(values: npt.ArrayLike) -> FloatArray:
+        if isinstance(values, np.ndarray) and values.shape == strike.shape:
+            return np.ascontiguousarray(values, dtype=np.float64)  # broadcast_to costs more
         return np.ascontiguousarray(np.broadcast_to(values, strike.shape), dtype=np.float64)
 
     # The Cboe single-strike forward at the strike where |C - P| is smallest guesses F; the ATM
@@ -640,7 +642,7 @@ def smooth_rates(
         np.array([line]), threshold, _IRLS_ITERATIONS,
     )  # fmt: skip
     if line:
-        clamped = np.clip(t, low, high)
+        clamped = np.minimum(np.maximum(t, low), high)  # np.clip costs more on short arrays
         return np.asarray(intercept[0] + slope[0] * clamped, dtype=np.float64)
     return np.full_like(t, float(intercept[0]))
 

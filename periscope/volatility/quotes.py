@@ -256,11 +256,8 @@ def _fit_forwards(
     counts = np.bincount(pairs.slice_id, minlength=n)
     width = max(int(counts.max()) if counts.size else 0, 1)
     column = np.arange(pairs.slice_id.size) - starts[pairs.slice_id]
-    tables = []
-    for values in (strike[pairs.call], *quotes):
-        table = np.full((n, width), np.nan)
-        table[pairs.slice_id, column] = values
-        tables.append(table)
+    tables = np.full((5, n, width), np.nan)
+    tables[:, pairs.slice_id, column] = (strike[pairs.call], *quotes)
     k, cb, ca, pb, pa = tables
     if curve_discount is None:
         joint = parity_forwards(k, cb, ca, pb, pa, None, config=config)
