@@ -140,7 +140,7 @@ class CleaningConfig:
         last take one (warm-started from the previous round's premiums).
     american_iterations
         Rounds of "de-Americanize the near-the-money pairs, re-fit the forward" (default 4; from
-        4 on, the round before the last takes an Aitken step).
+        4 on, the round before the last takes an Aitken step, for the discount factors too).
     premium_uncertainty
         Share of a pair's early-exercise premium added to each side of its de-Americanized
         quote for the forward fit (default 1.0): the premium is a model quantity, and pairs

@@ -333,9 +333,13 @@ def _american_forwards(
     dividends it implies) but slowly (a factor of about 0.5 per round), so the round before the
     last takes an Aitken Δ² step per expiry, F* = F₃ + (F₃ - F₂) g / (1 - g) with
     g = (F₃ - F₂) / (F₂ - F₁), from rounds after the first (whose step from the American mids
-    is not geometric). The rounds before the last use coarser trees and a single volatility
-    update of the premium's own fixed point (which then advances with the forward's), each
-    starting from the previous round's premiums; the last round runs it out.
+    is not geometric). Without a curve the discount factors come from the same pairs and
+    contract with the forwards (their first round moves them by percents at a year), so they
+    take the same step: with the forwards' alone the last round starts from a DF a whole step
+    behind, and the forwards stop short of their fixed point by twice as much (docs/surfaces.md).
+    The rounds before the last use coarser trees and a single volatility update of the
+    premium's own fixed point (which then advances with the forward's), each starting from the
+    previous round's premiums; the last round runs it out.
 
     Returns the forwards, discount factors, pair counts and the premium per contract (NaN for
     the contracts not de-Americanized here).
@@ -346,7 +350,7 @@ def _american_forwards(
     pair_slice = np.concatenate([near.slice_id, near.slice_id])
     mid = 0.5 * (bid[side] + ask[side])
     premium = np.full(side.size, np.nan)
-    previous = forward
+    previous = (forward, discount)
 
     def steps(round_: int) -> int:
         # The premiums of the rounds before the last only move the forward towards its fixed
@@ -380,23 +384,30 @@ def _american_forwards(
         widen = config.premium_uncertainty * found
         low, high = bid[side] - found - widen, ask[side] - found + widen
         m = near.call.size
-        new, discount, count = _fit_forwards(
+        new, new_discount, count = _fit_forwards(
             near, strike, (low[:m], high[:m], low[m:], high[m:]), expiry_time, curve_discount,
             config,
         )  # fmt: skip
         new = np.where(american, new, forward)
         if round_ >= 2 and round_ + 2 == config.american_iterations:
-            first, second = forward - previous, new - forward
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = second / first
-            # A ratio near or beyond one means the first step was small by chance (call and put
-            # premiums cancelling), not a slow contraction: no extrapolation then.
-            usable = np.isfinite(ratio) & (np.abs(first) > 0) & (np.abs(ratio) <= _AITKEN_RATIO)
-            new = np.where(usable, forward + second / (1.0 - np.where(usable, ratio, 0.0)), new)
-        previous, forward = forward, new
+            new = _aitken(previous[0], forward, new)
+            new_discount = _aitken(previous[1], discount, new_discount)
+        previous, forward, discount = (forward, discount), new, new_discount
     contract_premium = np.full(strike.size, np.nan)
     contract_premium[side] = premium
     return forward, discount, count, contract_premium
+
+
+def _aitken(first: FloatArray, second: FloatArray, third: FloatArray) -> FloatArray:
+    """Aitken's Δ² limit of three iterates of a contraction, element-wise:
+    ``x₃ + (x₃ - x₂) g / (1 - g)`` with ``g = (x₃ - x₂) / (x₂ - x₁)``, where ``|g| <=``
+    :data:`_AITKEN_RATIO`; ``x₃`` elsewhere. A ratio near or beyond one means the first move
+    was small by chance (call and put premiums cancelling), not a slow contraction."""
+    step, last = second - first, third - second
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = last / step
+    usable = np.isfinite(ratio) & (np.abs(step) > 0) & (np.abs(ratio) <= _AITKEN_RATIO)
+    return np.where(usable, second + last / (1.0 - np.where(usable, ratio, 0.0)), third)
 
 
 def prepare_smiles(
