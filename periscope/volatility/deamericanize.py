@@ -343,7 +343,7 @@ def early_exercise_premium(
     # life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so that the
     # escrowed tree on S - PV has the Black volatility of the forward. Each expiry has its own
     # schedule (a row of the kernel's tables); one kernel call for all.
-    expiries, first, inverse = _groups(t)
+    expiries, first, inverse = np.unique(t, return_index=True, return_inverse=True)
     group_pv, group_rate = dividend_pv[first], rate[first]
     paying = group_pv > 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -367,8 +367,9 @@ def early_exercise_premium(
             )
         out[tree] = _tree_premiums(
             spot, strike[tree], t[tree], rate[tree], option_yield[tree], volatility[tree],
-            is_call[tree], inverse[tree], np.where(np.isfinite(div_t), div_t, 0.0),
-            np.where(np.isfinite(div_a), div_a, 0.0), div_count, steps,
+            is_call[tree], inverse[tree].astype(np.int64),
+            np.where(np.isfinite(div_t), div_t, 0.0), np.where(np.isfinite(div_a), div_a, 0.0),
+            div_count, steps,
         )  # fmt: skip
     return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
 
@@ -472,21 +473,6 @@ def _needs_tree(
         call_free = is_call & ~cash & (dividend_yield <= 0.0) & (rate >= 0.0)
         put_free = ~is_call & (rate <= 0.0) & (dividend_yield >= 0.0)
     return np.asarray(~(call_free | put_free), dtype=bool)
-
-
-def _groups(
-    values: FloatArray,
-) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``np.unique(values, return_index=True, return_inverse=True)`` for short float arrays, at
-    a third of its cost (it is called once per batch of trees); NaNs are each their own group.
-    """
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    new = np.ones(values.size, dtype=bool)
-    new[1:] = ordered[1:] != ordered[:-1]
-    inverse = np.empty(values.size, dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return ordered[new], order[new], inverse
 
 
 def _nan_where_missing(out: FloatArray, *inputs: FloatArray) -> FloatArray:

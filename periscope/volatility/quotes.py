@@ -334,9 +334,10 @@ def _american_forwards(
     last takes an Aitken Δ² step per expiry, F* = F₃ + (F₃ - F₂) g / (1 - g) with
     g = (F₃ - F₂) / (F₂ - F₁), from rounds after the first (whose step from the American mids
     is not geometric). Without a curve the discount factors come from the same pairs and
-    contract with the forwards (their first round moves them by percents at a year), so they
-    take the same step: with the forwards' alone the last round starts from a DF a whole step
-    behind, and the forwards stop short of their fixed point by twice as much (docs/surfaces.md).
+    converge with the forwards (the American mids' DF is 3 % off at a year on the benchmark's
+    chain), so they take the same step: with the forwards' alone the last round starts from a
+    DF a whole step behind, and the forwards end two to four times as far from their fixed
+    point at the 99th percentile (docs/surfaces.md).
     The rounds before the last use coarser trees and a single volatility update of the
     premium's own fixed point (which then advances with the forward's), each starting from the
     previous round's premiums; the last round runs it out.
