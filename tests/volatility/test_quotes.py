@@ -510,8 +510,9 @@ def test_prepare_smiles__american_forwards_near_their_fixed_point(
     model: str, tickers: tuple[str, ...], bound: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The default four rounds (three coarse, an Aitken step of the forwards and the discount
-    # factors, one fine) against fourteen fine rounds with every volatility run out, on the
-    # expiries up to a year. With the forwards' step alone the ETFs' reach 3.7e-4.
+    # factors, one fine) against fourteen rounds at 101 steps (the premiums' volatilities
+    # converge with them), on the expiries up to a year. With the forwards' step alone the
+    # ETFs' reach 3.7e-4.
     market = Market(SimulationConfig(seed=11, n_underlyings=6, n_days=3))
     config = CleaningConfig(dividend_model=model)  # type: ignore[arg-type]
     converged = CleaningConfig(
