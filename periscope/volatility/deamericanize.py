@@ -30,7 +30,7 @@ of a cent, so (measured against 801-step trees on out-of-the-money options, T fr
 years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs/surfaces.md``):
 
 * :data:`DEFAULT_STEPS` = 101 steps, the American and European values of one lattice
-  (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_kernel`: the American by
+  (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_one`: the American by
   backward induction, the European as the lattice's binomial sum of terminal payoffs, the same
   value to rounding at a fraction of the cost). Without cash
   dividends the premium is Richardson-extrapolated (with the same two values of a 51-step
@@ -48,11 +48,14 @@ years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs
   every cash dividend is below the interest on the strike until the next ex-date (Merton's
   rule, which holds on the lattice node by node: :func:`_calls_never_exercised`); nor for
   calls of the yield model whose premium is provably below :data:`NEGLIGIBLE_PREMIUM` times
-  their vega (0.001 vol bp; :func:`_negligible_call_premium`);
-* the kernel is called directly, once per batch: each option takes its own dividend schedule
-  (a row of a table), so the ``"cash"`` model without a schedule, whose spread dividends
-  differ by expiry, needs no loop over expiries; a warm start (``initial_premium``) saves
-  rounds when the forward moved little;
+  their vega (0.001 vol bp;
+  :func:`~periscope.volatility._deamericanize_kernels.negligible_call_premium`);
+* one kernel call per batch runs every option's rounds
+  (:mod:`~periscope.volatility._deamericanize_kernels`): what the trees take besides σ (rates,
+  the tree's yield, the dividend schedule, which options need no tree) is worked out once with
+  NumPy, and each option takes its own dividend schedule (a row of a table), so the ``"cash"``
+  model without a schedule, whose spread dividends differ by expiry, needs no loop over
+  expiries; a warm start (``initial_premium``) saves rounds when the forward moved little;
 * across strikes (``anchor_spacing``): the premium's share of the price is smooth in strike, so
   only every n-th quote per expiry and side (and the last) runs its fixed point, and the others
   take the share interpolated between them by a monotone cubic, without a tree. This is an
@@ -74,14 +77,16 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-from scipy.special import ndtr
 
 from periscope import schema
 from periscope.errors import InvalidInputError
-from periscope.pricing._kernels.binomial import early_exercise_premium_kernel
 from periscope.pricing.binomial import validate_steps
+from periscope.volatility._deamericanize_kernels import (
+    NEGLIGIBLE_PREMIUM,
+    fixed_point_kernel,
+    premium_kernel,
+)
 from periscope.volatility._monotone_cubic import grouped_monotone_cubic
-from periscope.volatility.implied import _black_iv_flat
 
 __all__ = [
     "CASH_DIVIDENDS",
@@ -97,6 +102,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 DividendModel = Literal["cash", "yield"]
 """How the tree pays the dividends implied by the forward without a known schedule: escrowed
@@ -117,7 +123,6 @@ CASH_DIVIDENDS: Final = 16
 """Equal payments the ``"cash"`` model spreads a dividend PV over, without a schedule."""
 
 _YEAR_NS: Final = 365.0 * 86400.0 * 1e9
-_SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,49 +203,7 @@ class CashDividends:
         return np.column_stack([times[keep], self.amount[keep]]).astype(np.float64)
 
 
-def _tree_premiums(
-    spot: float,
-    strike: FloatArray,
-    time_to_expiry: FloatArray,
-    rate: FloatArray,
-    dividend_yield: FloatArray,
-    volatility: FloatArray,
-    is_call: BoolArray,
-    schedule: npt.NDArray[np.int64],
-    div_t: FloatArray,
-    div_a: FloatArray,
-    div_count: npt.NDArray[np.int64],
-    steps: int,
-) -> FloatArray:
-    """American minus European value on the same Leisen-Reimer lattice, in one fused kernel call
-    for the whole batch (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_kernel`:
-    one backward induction gives both values; the premium is Richardson-extrapolated without
-    cash dividends). Option ``i`` pays the dividends of row ``schedule[i]`` of ``div_t`` /
-    ``div_a`` (``(rows, width)``, ascending times, ``div_count[row]`` used).
-
-    The kernel is called directly (inputs are already validated, aligned arrays): a wrapper's
-    broadcasting and checks cost more than a 101-step tree for the short batches here.
-    """
-    size = strike.size
-
-    def contiguous(values: FloatArray) -> FloatArray:
-        return np.ascontiguousarray(values, dtype=np.float64)
-
-    out = np.empty(size)
-    early_exercise_premium_kernel(
-        np.full(size, float(spot)), contiguous(strike), contiguous(time_to_expiry),
-        contiguous(rate), contiguous(dividend_yield), contiguous(volatility),
-        np.ascontiguousarray(is_call, dtype=np.bool_),
-        np.ascontiguousarray(schedule, dtype=np.int64), np.ascontiguousarray(div_t, np.float64),
-        np.ascontiguousarray(div_a, np.float64), np.ascontiguousarray(div_count, np.int64),
-        int(steps), True, out,
-    )  # fmt: skip
-    return np.maximum(out, 0.0)
-
-
-def _one_schedule(
-    div_t: FloatArray, div_a: FloatArray
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+def _one_schedule(div_t: FloatArray, div_a: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
     """A single dividend schedule (possibly empty) as the kernel's one-row tables."""
     width = max(div_t.size, 1)
     times, amounts = np.zeros((1, width)), np.zeros((1, width))
@@ -299,10 +262,80 @@ def early_exercise_premium(
         Premiums ≥ 0 (NaN where an input is NaN); exactly 0 where early exercise is never
         optimal (see the module docstring).
     """
+    lattices = _lattices(
+        spot, strike, time_to_expiry, rate, dividend_pv, is_call, dividend_model, dividends, steps
+    )
+    out = np.empty(strike.size)
+    premium_kernel(
+        np.ascontiguousarray(volatility, dtype=np.float64), *lattices.arrays(), int(steps), out
+    )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Lattices:
+    """What an option's premium takes besides σ (the lattice arrays of
+    :mod:`periscope.volatility._deamericanize_kernels`), worked out once per batch: none of it
+    depends on σ."""
+
+    spot: float
+    strike: FloatArray
+    t: FloatArray
+    is_call: BoolArray
+    rate: FloatArray
+    carry: FloatArray
+    tree: BoolArray
+    screen: BoolArray
+    missing: BoolArray
+    schedule: IntArray
+    div_t: FloatArray
+    div_a: FloatArray
+    div_count: IntArray
+
+    def arrays(
+        self,
+    ) -> tuple[
+        float, FloatArray, FloatArray, BoolArray, FloatArray, FloatArray, BoolArray, BoolArray,
+        BoolArray, IntArray, FloatArray, FloatArray, IntArray,
+    ]:  # fmt: skip
+        """The kernels' lattice arguments, in their order, contiguous."""
+
+        def floats(values: FloatArray) -> FloatArray:
+            return np.ascontiguousarray(values, dtype=np.float64)
+
+        def flags(values: BoolArray) -> BoolArray:
+            return np.ascontiguousarray(values, dtype=np.bool_)
+
+        def ints(values: IntArray) -> IntArray:
+            return np.ascontiguousarray(values, dtype=np.int64)
+
+        return (
+            float(self.spot), floats(self.strike), floats(self.t), flags(self.is_call),
+            floats(self.rate), floats(self.carry), flags(self.tree), flags(self.screen),
+            flags(self.missing), ints(self.schedule), floats(self.div_t), floats(self.div_a),
+            ints(self.div_count),
+        )  # fmt: skip
+
+
+def _lattices(
+    spot: float,
+    strike: FloatArray,
+    t: FloatArray,
+    rate: FloatArray,
+    dividend_pv: FloatArray,
+    is_call: BoolArray,
+    dividend_model: DividendModel,
+    dividends: FloatArray | None,
+    steps: int,
+) -> _Lattices:
+    """The trees' inputs of :func:`early_exercise_premium` (its parameters), and which options
+    need no tree: their premium is exactly zero (:func:`_needs_tree`,
+    :func:`_calls_never_exercised`) or, for the yield model's calls, negligible at their σ
+    (``screen``: :func:`negligible_call_premium`, in the kernel)."""
     size = strike.size
-    out = np.zeros(size)
-    t = time_to_expiry
-    no_dividends = np.zeros(0)
+    missing = ~np.isfinite(strike + t + rate + dividend_pv)
+    no_screen = np.zeros(size, dtype=bool)
+    first_row = np.zeros(size, dtype=np.int64)
     if dividends is not None and dividends.shape[0] > 0:
         known = _known_pv(dividends, t, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -316,33 +349,25 @@ def early_exercise_premium(
             tree[calls] = ~_calls_never_exercised(
                 strike[calls], t[calls], rate[calls], rows, amounts, steps
             )
-        if tree.any():
-            tables = _one_schedule(dividends[:, 0], dividends[:, 1])
-            out[tree] = _tree_premiums(
-                spot, strike[tree], t[tree], rate[tree], residual[tree], volatility[tree],
-                is_call[tree], np.zeros(int(tree.sum()), dtype=np.int64), *tables, steps,
-            )  # fmt: skip
-        return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
+        tables = _one_schedule(dividends[:, 0], dividends[:, 1])
+        return _Lattices(
+            spot, strike, t, is_call, rate, residual, tree, no_screen, missing, first_row, *tables
+        )
     if dividend_model == "yield":
         with np.errstate(invalid="ignore", divide="ignore"):
             yield_ = -np.log1p(-dividend_pv / spot) / t  # S e^{(r - q) T} = (S - PV) e^{r T}
-        tree = _needs_tree(is_call, rate, yield_, np.zeros(size, dtype=bool))
-        calls = np.flatnonzero(tree & is_call & (yield_ > 0.0))
-        if calls.size:
-            tree[calls] = ~_negligible_call_premium(
-                spot, strike[calls], t[calls], rate[calls], yield_[calls], volatility[calls]
-            )
-        if tree.any():
-            out[tree] = _tree_premiums(
-                spot, strike[tree], t[tree], rate[tree], yield_[tree], volatility[tree],
-                is_call[tree], np.zeros(int(tree.sum()), dtype=np.int64),
-                *_one_schedule(no_dividends, no_dividends), steps,
-            )  # fmt: skip
-        return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
+        tree = _needs_tree(is_call, rate, yield_, no_screen)
+        with np.errstate(invalid="ignore"):
+            screen = tree & is_call & (yield_ > 0.0)
+        no_dividends = np.zeros(0)
+        return _Lattices(
+            spot, strike, t, is_call, rate, yield_, tree, screen, missing, first_row,
+            *_one_schedule(no_dividends, no_dividends),
+        )  # fmt: skip
     # Cash dividends known only by their PV to each expiry: spread it evenly over the option's
     # life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so that the
     # escrowed tree on S - PV has the Black volatility of the forward. Each expiry has its own
-    # schedule (a row of the kernel's tables); one kernel call for all.
+    # schedule (a row of the kernel's tables).
     expiries, first, inverse = np.unique(t, return_index=True, return_inverse=True)
     group_pv, group_rate = dividend_pv[first], rate[first]
     paying = group_pv > 0.0
@@ -352,26 +377,23 @@ def early_exercise_premium(
     option_yield = group_yield[inverse]
     usable = np.isfinite(group_pv) & np.isfinite(group_rate) & np.isfinite(expiries)
     tree = _needs_tree(is_call, rate, option_yield, paying[inverse]) & usable[inverse]
-    if tree.any():
-        midpoints = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
-        div_t = midpoints[None, :] * expiries[:, None]
-        with np.errstate(invalid="ignore", over="ignore"):
-            amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
-        div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
-        div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
-        calls = np.flatnonzero(tree & is_call & paying[inverse])
-        if calls.size:
-            row = inverse[calls]
-            tree[calls] = ~_calls_never_exercised(
-                strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
-            )
-        out[tree] = _tree_premiums(
-            spot, strike[tree], t[tree], rate[tree], option_yield[tree], volatility[tree],
-            is_call[tree], inverse[tree].astype(np.int64),
-            np.where(np.isfinite(div_t), div_t, 0.0), np.where(np.isfinite(div_a), div_a, 0.0),
-            div_count, steps,
-        )  # fmt: skip
-    return _nan_where_missing(out, strike, t, rate, dividend_pv, volatility)
+    midpoints = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
+    div_t = midpoints[None, :] * expiries[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
+    div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
+    div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
+    calls = np.flatnonzero(tree & is_call & paying[inverse])
+    if calls.size:
+        row = inverse[calls]
+        tree[calls] = ~_calls_never_exercised(
+            strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
+        )
+    return _Lattices(
+        spot, strike, t, is_call, rate, option_yield, tree, no_screen, missing,
+        inverse.astype(np.int64), np.where(np.isfinite(div_t), div_t, 0.0),
+        np.where(np.isfinite(div_a), div_a, 0.0), div_count,
+    )  # fmt: skip
 
 
 # A dividend below this share of the interest its strike earns until the next ex-date (or the
@@ -418,48 +440,6 @@ def _calls_never_exercised(
     )
 
 
-NEGLIGIBLE_PREMIUM: Final = 1e-7
-"""A call of the yield model whose early-exercise premium is provably below this many units of
-its Black vega (0.001 volatility basis point) gets no tree (premium 0)."""
-
-
-def _negligible_call_premium(
-    spot: float,
-    strike: FloatArray,
-    time_to_expiry: FloatArray,
-    rate: FloatArray,
-    dividend_yield: FloatArray,
-    volatility: FloatArray,
-) -> BoolArray:
-    """Calls on a stock with a continuous yield ``q > 0`` whose premium is below
-    :data:`NEGLIGIBLE_PREMIUM` times their Black vega.
-
-    Kim's (1990) integral form of the premium, ``∫₀ᵀ [q S e^{-qs} N(d₁(S, B_s, s))
-    - r K e^{-rs} N(d₂(S, B_s, s))] ds`` with the exercise boundary ``B_s >= K* = K max(1, r/q)``
-    (exercising earns the yield on S and loses the interest on K), is at most
-    ``S (1 - e^{-qT}) max_s N(d₁(S, K*, s))`` (dropping the negative term; ``N(d₁)`` falls with
-    the boundary). With ``a = ln(S/K*) < 0`` and ``b = r - q + σ²/2``, ``d₁(s) = (a + b s)/(σ√s)``
-    is largest at ``s = T``, or at ``s = a/b`` (where it is ``-2√(ab)/σ``) when ``b < 0`` and
-    that comes first. Out-of-the-money calls with ``q`` well below ``r`` are the usual case: the
-    tree's premium there is below 1e-9 of the vega (measured on 20,000 random calls, r <= 7 %,
-    q <= 5 %, σ 8-90 %, T up to 2.5 years: none above its bound).
-    """
-    t = time_to_expiry
-    q = dividend_yield
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        boundary = strike * np.maximum(1.0, rate / q)
-        a = np.log(spot / boundary)
-        b = rate - q + 0.5 * volatility * volatility
-        sd = volatility * np.sqrt(t)
-        peak = (b < 0.0) & (a / b < t)
-        d1_max = np.where(peak, -2.0 * np.sqrt(a * b) / volatility, (a + b * t) / sd)
-        bound = spot * -np.expm1(-q * t) * ndtr(d1_max)
-        d1 = (np.log(spot / strike) + (rate - q + 0.5 * volatility * volatility) * t) / sd
-        vega = spot * np.exp(-q * t - 0.5 * d1 * d1) * np.sqrt(t) / _SQRT_2PI
-        small = (a < 0.0) & (rate >= 0.0) & (bound <= NEGLIGIBLE_PREMIUM * vega)
-    return np.asarray(small & np.isfinite(bound) & np.isfinite(vega), dtype=np.bool_)
-
-
 def _needs_tree(
     is_call: BoolArray, rate: FloatArray, dividend_yield: FloatArray, cash: BoolArray
 ) -> BoolArray:
@@ -473,12 +453,6 @@ def _needs_tree(
         call_free = is_call & ~cash & (dividend_yield <= 0.0) & (rate >= 0.0)
         put_free = ~is_call & (rate <= 0.0) & (dividend_yield >= 0.0)
     return np.asarray(~(call_free | put_free), dtype=bool)
-
-
-def _nan_where_missing(out: FloatArray, *inputs: FloatArray) -> FloatArray:
-    """NaN where any input is not finite (their sum is then not finite either)."""
-    out[~np.isfinite(sum(inputs, np.zeros(out.size)))] = np.nan
-    return out
 
 
 def european_equivalent(
@@ -573,7 +547,7 @@ def european_equivalent(
     european, premium = np.full(price.size, np.nan), np.full(price.size, np.nan)
 
     def solve(part: npt.NDArray[np.intp]) -> None:
-        european[part], premium[part] = _fixed_point(
+        european[part], premium[part], _ = _fixed_point(
             price[part], spot, strike[part], t[part], forward[part], discount_factor[part],
             is_call[part], rate[part], dividend_pv[part], start[part], model, schedule, steps,
             rounds, tolerance,
@@ -687,40 +661,20 @@ def _fixed_point(
     steps: int,
     rounds: int,
     tolerance: float,
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, IntArray]:
     """The rounds of :func:`european_equivalent` on prepared arrays, each price from its
-    ``start`` premium (NaN: zero): European-equivalent prices and premiums."""
-    started = np.isfinite(start)
-    premium = np.where(started, start, 0.0)
-    sigma = _black_iv_flat(price - premium, forward, strike, t, discount_factor, is_call)[0]
-    if started.any():  # a stale premium may leave no volatility: start afresh
-        lost = ~np.isfinite(sigma)
-        if lost.any():
-            premium[lost] = 0.0
-            sigma[lost] = _black_iv_flat(
-                price[lost], forward[lost], strike[lost], t[lost], discount_factor[lost],
-                is_call[lost],
-            )[0]  # fmt: skip
-    result = np.where(np.isfinite(sigma), premium, np.nan)
-    active = np.isfinite(sigma)
-    for round_ in range(rounds):
-        todo = np.flatnonzero(active)
-        if todo.size == 0:
-            break
-        result[todo] = early_exercise_premium(
-            spot, strike[todo], t[todo], rate[todo], dividend_pv[todo], sigma[todo],
-            is_call[todo], dividend_model=model, dividends=schedule, steps=steps,
-        )  # fmt: skip
-        if round_ + 1 == rounds:
-            break  # the volatility of the result would only start another round
-        updated = _black_iv_flat(
-            price[todo] - result[todo], forward[todo], strike[todo], t[todo],
-            discount_factor[todo], is_call[todo],
-        )[0]  # fmt: skip
-        with np.errstate(invalid="ignore"):
-            step = np.abs(updated - sigma[todo])
-            moving = np.isfinite(updated) & (step >= tolerance)
-        sigma[todo] = np.where(np.isfinite(updated), updated, sigma[todo])
-        active[:] = False
-        active[todo[moving]] = True
-    return price - result, result
+    ``start`` premium (NaN: zero), all in one kernel call
+    (:func:`~periscope.volatility._deamericanize_kernels.fixed_point_kernel`):
+    European-equivalent prices, premiums and the trees each took."""
+    lattices = _lattices(spot, strike, t, rate, dividend_pv, is_call, model, schedule, steps)
+    premium = np.empty(price.size)
+    trees = np.empty(price.size, dtype=np.int64)
+
+    def flat(values: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(values, dtype=np.float64)
+
+    fixed_point_kernel(
+        flat(price), flat(forward), flat(discount_factor), flat(start), *lattices.arrays(),
+        int(steps), int(rounds), float(tolerance), premium, trees,
+    )  # fmt: skip
+    return price - premium, premium, trees

@@ -10,6 +10,7 @@ import QuantLib as ql  # noqa: N813 (the conventional alias)
 from periscope.pricing._kernels.binomial import binomial_kernel, early_exercise_premium_kernel
 from periscope.simulator.black import american_crr_price
 from periscope.volatility import deamericanize
+from periscope.volatility._deamericanize_kernels import negligible_call_premium
 from periscope.volatility.deamericanize import (
     CASH_DIVIDENDS,
     DEFAULT_STEPS,
@@ -19,7 +20,6 @@ from periscope.volatility.deamericanize import (
     _calls_never_exercised,
     _interpolated_premiums,
     _known_pv,
-    _negligible_call_premium,
     early_exercise_premium,
     european_equivalent,
 )
@@ -239,7 +239,12 @@ def test_negligible_call_premium__trees_agree_with_the_bound() -> None:
     rate = rng.uniform(0.0, 0.07, n)
     q = rng.uniform(0.001, 0.05, n)
     sigma = rng.uniform(0.08, 0.9, n)
-    skip = _negligible_call_premium(spot, strike, t, rate, q, sigma)
+    skip = np.array(
+        [
+            negligible_call_premium(spot, *option)
+            for option in zip(strike, t, rate, q, sigma, strict=True)
+        ]
+    )
     assert 0.05 * n < skip.sum() < 0.5 * n
     out = np.empty(n)
     early_exercise_premium_kernel(
@@ -294,13 +299,14 @@ def test_european_equivalent__anchors_interpolated_close_to_the_fixed_point_in_f
     _, exact = european_equivalent(*args, dividend_model=model, rounds=8, tolerance=1e-9)
     initial = np.where(near, exact * 1.01, np.nan)
     trees = [0]
-    real = deamericanize._tree_premiums
+    real = deamericanize._fixed_point
 
-    def counting(*tree_args: object) -> np.ndarray:
-        trees[0] += np.asarray(tree_args[1]).size
-        return real(*tree_args)
+    def counting(*solve_args: object) -> tuple[np.ndarray, ...]:
+        european, premium, taken = real(*solve_args)
+        trees[0] += int(taken.sum())
+        return european, premium, taken
 
-    monkeypatch.setattr(deamericanize, "_tree_premiums", counting)
+    monkeypatch.setattr(deamericanize, "_fixed_point", counting)
     results, counts = [], []
     for spacing in (0, 4, 6):
         trees[0] = 0

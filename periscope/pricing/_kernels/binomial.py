@@ -620,7 +620,7 @@ def _lr_premium_pass(
     s: FloatArray,
 ) -> tuple[float, float]:
     """American and European values of one Leisen-Reimer lattice, for
-    :func:`early_exercise_premium_kernel`.
+    :func:`early_exercise_premium_one`.
 
     The American value by the recursion of :func:`_tree_value` without smoothing or Greeks,
     with the remaining dividends' PV kept as a running sum over the dividends sorted by time
@@ -708,6 +708,113 @@ def _lr_premium_pass(
 
 
 @kernel
+def early_exercise_premium_one(
+    Sk: float,
+    Kk: float,
+    Tk: float,
+    rk: float,
+    qk: float,
+    vol: float,
+    call: bool,
+    times: FloatArray,
+    amounts: FloatArray,
+    n: int,
+    extrapolate: bool,
+    va: FloatArray,
+    ve: FloatArray,
+    s: FloatArray,
+    div_b: FloatArray,
+    greeks: FloatArray,
+) -> float:
+    """American minus European value of one option on one Leisen-Reimer lattice.
+
+    The difference of the American and the European value of :func:`binomial_kernel` with the
+    same inputs, both from one fused backward induction. With ``extrapolate`` and no cash
+    dividend before expiry the premium itself is Richardson-extrapolated,
+    ``(n P(n) - m P(m)) / (n - m)`` with the odd m nearest n / 2 (the American value converges
+    like c/n with a smooth c, the European like 1/n², so the premium's leading error goes; with
+    cash dividends the error is not smooth in n and the plain premium is kept, as in
+    :func:`_extrapolated_value`). ``times`` / ``amounts``: the option's dividends (ascending
+    times). Degenerate lattices and invalid inputs go through the general kernels (same
+    values); NaN inputs give NaN. Scratch: ``va``, ``ve``, ``s`` of ``n + 1`` entries,
+    ``div_b`` of at least ``times.size``, ``greeks`` of 3.
+    """
+    count = times.shape[0]
+    sign = 1.0 if call else -1.0
+    fast = (
+        Sk > 0.0 and Kk > 0.0 and Tk > 0.0 and vol > 0.0 and math.isfinite(Sk)
+        and math.isfinite(Kk) and math.isfinite(Tk) and math.isfinite(rk)
+        and math.isfinite(qk) and math.isfinite(vol)
+    )  # fmt: skip
+    u = d = p = one_minus_p = math.nan
+    pv0 = 0.0
+    Sx = math.nan
+    growth = math.nan
+    d1 = vol_sqrt_t = math.nan
+    if fast:
+        for i in range(count):
+            div_b[i] = amounts[i] * math.exp(-rk * times[i])
+            if 0.0 < times[i] <= Tk:
+                pv0 += div_b[i]
+        Sx = Sk - pv0
+        fast = Sx > 0.0
+    if fast:
+        dt = Tk / n
+        growth = math.exp((rk - qk) * dt)
+        vol_sqrt_t = vol * math.sqrt(Tk)
+        d1 = (math.log(Sx / Kk) + (rk - qk + 0.5 * vol * vol) * Tk) / vol_sqrt_t
+        p, one_minus_p, u, d = _lr_lattice(growth, d1, vol_sqrt_t, n)
+        fast = (
+            0.0 < p < 1.0 and 0.0 < one_minus_p < 1.0 and 0.0 < d < u
+            and math.isfinite(u) and math.isfinite(d)
+        )  # fmt: skip
+    if not fast:
+        american = _extrapolated_value(
+            Sk, Kk, Tk, rk, qk, vol, call, True, n, True, False, extrapolate, times,
+            amounts, va, s, greeks,
+        )  # fmt: skip
+        european = _tree_value(
+            Sk, Kk, Tk, rk, qk, vol, call, False, n, True, False, times, amounts, ve, s,
+            greeks,
+        )  # fmt: skip
+        return american - european
+    due = 0.0
+    for i in range(count):
+        if Tk * (1.0 - 1e-12) <= times[i] <= Tk:
+            due += amounts[i]
+    disc = math.exp(-rk * Tk / n)
+    american, european = _lr_premium_pass(
+        Sx, Kk, Tk, rk, qk, sign, n, u, d, disc * p, disc * one_minus_p, times, div_b,
+        count, due, va, s,
+    )  # fmt: skip
+    if not (extrapolate and n >= 5 and pv0 == 0.0):
+        return american - european
+    # Richardson on the premium: both values of the odd-step tree nearest n / 2 (its own LR
+    # lattice). The American error is c/n, smooth in n; the European one O(1/n²).
+    m = n // 2 + (1 - (n // 2) % 2)
+    growth_m = math.exp((rk - qk) * Tk / m)
+    pm, one_minus_pm, um, dm = _lr_lattice(growth_m, d1, vol_sqrt_t, m)
+    if 0.0 < pm < 1.0 and 0.0 < one_minus_pm < 1.0 and 0.0 < dm < um:
+        disc_m = math.exp(-rk * Tk / m)
+        coarse_american, coarse_european = _lr_premium_pass(
+            Sx, Kk, Tk, rk, qk, sign, m, um, dm, disc_m * pm, disc_m * one_minus_pm,
+            times, div_b, count, due, va, s,
+        )  # fmt: skip
+    else:
+        coarse_american = _tree_value(
+            Sk, Kk, Tk, rk, qk, vol, call, True, m, True, False, times, amounts, va, s,
+            greeks,
+        )  # fmt: skip
+        coarse_european = _tree_value(
+            Sk, Kk, Tk, rk, qk, vol, call, False, m, True, False, times, amounts, ve, s,
+            greeks,
+        )  # fmt: skip
+    fine = american - european
+    coarse = coarse_american - coarse_european
+    return (n * fine - m * coarse) / (n - m)
+
+
+@kernel
 def early_exercise_premium_kernel(
     S: FloatArray,
     K: FloatArray,
@@ -724,19 +831,9 @@ def early_exercise_premium_kernel(
     extrapolate: bool,
     premium: FloatArray,
 ) -> None:
-    """American minus European value of each option on one Leisen-Reimer lattice.
-
-    The difference of the American and the European value of :func:`binomial_kernel` with the
-    same inputs, both from one fused backward induction. With ``extrapolate`` and no cash
-    dividend before expiry the premium itself is Richardson-extrapolated,
-    ``(n P(n) - m P(m)) / (n - m)`` with the odd m nearest n / 2 (the American value converges
-    like c/n with a smooth c, the European like 1/n², so the premium's leading error goes; with
-    cash dividends the error is not smooth in n and the plain premium is kept, as in
-    :func:`_extrapolated_value`). Each option takes its own dividend schedule:
-    row ``schedule[k]`` of ``div_t`` / ``div_a`` (``(schedules, width)``, ascending times),
-    its first ``div_count[row]`` entries. Degenerate lattices and invalid inputs go through the
-    general kernels (same values); NaN inputs give NaN.
-    """
+    """:func:`early_exercise_premium_one` of each option: option ``k`` takes its own dividend
+    schedule, row ``schedule[k]`` of ``div_t`` / ``div_a`` (``(schedules, width)``, ascending
+    times), its first ``div_count[row]`` entries."""
     width = div_t.shape[1]
     va = np.empty(n + 1)
     ve = np.empty(n + 1)
@@ -746,80 +843,7 @@ def early_exercise_premium_kernel(
     for k in range(S.shape[0]):
         row = schedule[k]
         count = div_count[row]
-        times = div_t[row, :count]
-        amounts = div_a[row, :count]
-        Sk, Kk, Tk, rk, qk, vol = S[k], K[k], T[k], r[k], q[k], sigma[k]
-        call = is_call[k]
-        sign = 1.0 if call else -1.0
-        fast = (
-            Sk > 0.0 and Kk > 0.0 and Tk > 0.0 and vol > 0.0 and math.isfinite(Sk)
-            and math.isfinite(Kk) and math.isfinite(Tk) and math.isfinite(rk)
-            and math.isfinite(qk) and math.isfinite(vol)
+        premium[k] = early_exercise_premium_one(
+            S[k], K[k], T[k], r[k], q[k], sigma[k], is_call[k], div_t[row, :count],
+            div_a[row, :count], n, extrapolate, va, ve, s, div_b, greeks,
         )  # fmt: skip
-        u = d = p = one_minus_p = math.nan
-        pv0 = 0.0
-        Sx = math.nan
-        growth = math.nan
-        if fast:
-            for i in range(count):
-                div_b[i] = amounts[i] * math.exp(-rk * times[i])
-                if 0.0 < times[i] <= Tk:
-                    pv0 += div_b[i]
-            Sx = Sk - pv0
-            fast = Sx > 0.0
-        if fast:
-            dt = Tk / n
-            growth = math.exp((rk - qk) * dt)
-            vol_sqrt_t = vol * math.sqrt(Tk)
-            d1 = (math.log(Sx / Kk) + (rk - qk + 0.5 * vol * vol) * Tk) / vol_sqrt_t
-            p, one_minus_p, u, d = _lr_lattice(growth, d1, vol_sqrt_t, n)
-            fast = (
-                0.0 < p < 1.0 and 0.0 < one_minus_p < 1.0 and 0.0 < d < u
-                and math.isfinite(u) and math.isfinite(d)
-            )  # fmt: skip
-        if not fast:
-            american = _extrapolated_value(
-                Sk, Kk, Tk, rk, qk, vol, call, True, n, True, False, extrapolate, times,
-                amounts, va, s, greeks,
-            )  # fmt: skip
-            european = _tree_value(
-                Sk, Kk, Tk, rk, qk, vol, call, False, n, True, False, times, amounts, ve, s,
-                greeks,
-            )  # fmt: skip
-            premium[k] = american - european
-            continue
-        due = 0.0
-        for i in range(count):
-            if Tk * (1.0 - 1e-12) <= times[i] <= Tk:
-                due += amounts[i]
-        disc = math.exp(-rk * Tk / n)
-        american, european = _lr_premium_pass(
-            Sx, Kk, Tk, rk, qk, sign, n, u, d, disc * p, disc * one_minus_p, times, div_b,
-            count, due, va, s,
-        )  # fmt: skip
-        if extrapolate and n >= 5 and pv0 == 0.0:
-            # Richardson on the premium: both values of the odd-step tree nearest n / 2 (its own
-            # LR lattice). The American error is c/n, smooth in n; the European one O(1/n²).
-            m = n // 2 + (1 - (n // 2) % 2)
-            growth_m = math.exp((rk - qk) * Tk / m)
-            pm, one_minus_pm, um, dm = _lr_lattice(growth_m, d1, vol_sqrt_t, m)
-            if 0.0 < pm < 1.0 and 0.0 < one_minus_pm < 1.0 and 0.0 < dm < um:
-                disc_m = math.exp(-rk * Tk / m)
-                coarse_american, coarse_european = _lr_premium_pass(
-                    Sx, Kk, Tk, rk, qk, sign, m, um, dm, disc_m * pm, disc_m * one_minus_pm,
-                    times, div_b, count, due, va, s,
-                )  # fmt: skip
-            else:
-                coarse_american = _tree_value(
-                    Sk, Kk, Tk, rk, qk, vol, call, True, m, True, False, times, amounts, va, s,
-                    greeks,
-                )  # fmt: skip
-                coarse_european = _tree_value(
-                    Sk, Kk, Tk, rk, qk, vol, call, False, m, True, False, times, amounts, ve, s,
-                    greeks,
-                )  # fmt: skip
-            fine = american - european
-            coarse = coarse_american - coarse_european
-            premium[k] = (n * fine - m * coarse) / (n - m)
-            continue
-        premium[k] = american - european
