@@ -11,10 +11,12 @@ quotes). The arithmetic is the same as option by option: the same lattice kernel
 (:func:`~periscope.pricing._kernels.binomial.early_exercise_premium_one`) and the same Black
 inversion (:func:`~periscope.volatility._kernels.implied_volatility_one`).
 
-Lattice arrays, per option ``k``: ``rate`` (continuously compounded), ``carry`` (the tree's
-continuous yield), ``tree`` (False: the premium is exactly 0), ``screen`` (a call of the yield
-model: no tree when :func:`negligible_call_premium` at its σ), ``missing`` (an input is not
-finite: NaN), and ``schedule`` (its row of ``div_t`` / ``div_a``, ``div_count[row]`` entries).
+The lattice, one tuple argument (:data:`Lattice`): ``spot``, then per option ``k``
+``strike``, ``t`` (years), ``is_call``, ``rate`` (continuously compounded), ``carry`` (the
+tree's continuous yield), ``tree`` (False: the premium is exactly 0), ``screen`` (a call of the
+yield model: no tree when :func:`negligible_call_premium` at its σ), ``missing`` (an input is
+not finite: NaN) and ``schedule`` (its row of the tables), then the dividend tables ``div_t``
+/ ``div_a`` (``(rows, width)``, ascending times) and ``div_count`` (entries used per row).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from periscope.volatility._kernels import implied_volatility_one
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+Lattice = tuple[
+    float, FloatArray, FloatArray, BoolArray, FloatArray, FloatArray, BoolArray, BoolArray,
+    BoolArray, IntArray, FloatArray, FloatArray, IntArray,
+]  # fmt: skip
+"""``(spot, strike, t, is_call, rate, carry, tree, screen, missing, schedule, div_t, div_a,
+div_count)``: see the module docstring."""
 
 NEGLIGIBLE_PREMIUM = 1e-7
 """A call of the yield model whose early-exercise premium is provably below this many units of
@@ -75,19 +83,7 @@ def negligible_call_premium(S: float, K: float, T: float, r: float, q: float, si
 def _premium(
     k: int,
     sigma: float,
-    spot: float,
-    strike: FloatArray,
-    t: FloatArray,
-    is_call: BoolArray,
-    rate: FloatArray,
-    carry: FloatArray,
-    tree: BoolArray,
-    screen: BoolArray,
-    missing: BoolArray,
-    schedule: IntArray,
-    div_t: FloatArray,
-    div_a: FloatArray,
-    div_count: IntArray,
+    lattice: Lattice,
     steps: int,
     va: FloatArray,
     ve: FloatArray,
@@ -97,6 +93,8 @@ def _premium(
 ) -> tuple[float, bool]:
     """Option ``k``'s premium at ``sigma`` (≥ 0, NaN where an input is missing) and whether it
     took a tree."""
+    spot, strike, t, is_call, rate, carry, tree, screen, missing = lattice[:9]
+    schedule, div_t, div_a, div_count = lattice[9:]
     if missing[k] or not math.isfinite(sigma):
         return math.nan, False
     if not tree[k]:
@@ -115,30 +113,15 @@ def _premium(
 @kernel
 def premium_kernel(
     volatility: FloatArray,
-    spot: float,
-    strike: FloatArray,
-    t: FloatArray,
-    is_call: BoolArray,
-    rate: FloatArray,
-    carry: FloatArray,
-    tree: BoolArray,
-    screen: BoolArray,
-    missing: BoolArray,
-    schedule: IntArray,
-    div_t: FloatArray,
-    div_a: FloatArray,
-    div_count: IntArray,
+    lattice: Lattice,
     steps: int,
     premium: FloatArray,
 ) -> None:
     """Each option's premium at its ``volatility`` (module docstring for the lattice arrays)."""
     va, ve, s = np.empty(steps + 1), np.empty(steps + 1), np.empty(steps + 1)
-    div_b, greeks = np.empty(max(div_t.shape[1], 1)), np.empty(3)
-    for k in range(strike.shape[0]):
-        premium[k] = _premium(
-            k, volatility[k], spot, strike, t, is_call, rate, carry, tree, screen, missing,
-            schedule, div_t, div_a, div_count, steps, va, ve, s, div_b, greeks,
-        )[0]  # fmt: skip
+    div_b, greeks = np.empty(max(lattice[10].shape[1], 1)), np.empty(3)
+    for k in range(volatility.shape[0]):
+        premium[k] = _premium(k, volatility[k], lattice, steps, va, ve, s, div_b, greeks)[0]
 
 
 @kernel
@@ -147,19 +130,7 @@ def fixed_point_kernel(
     forward: FloatArray,
     discount: FloatArray,
     start: FloatArray,
-    spot: float,
-    strike: FloatArray,
-    t: FloatArray,
-    is_call: BoolArray,
-    rate: FloatArray,
-    carry: FloatArray,
-    tree: BoolArray,
-    screen: BoolArray,
-    missing: BoolArray,
-    schedule: IntArray,
-    div_t: FloatArray,
-    div_a: FloatArray,
-    div_count: IntArray,
+    lattice: Lattice,
     steps: int,
     rounds: int,
     tolerance: float,
@@ -175,7 +146,8 @@ def fixed_point_kernel(
     where no σ was found), ``trees``: the trees it took.
     """
     va, ve, s = np.empty(steps + 1), np.empty(steps + 1), np.empty(steps + 1)
-    div_b, greeks = np.empty(max(div_t.shape[1], 1)), np.empty(3)
+    div_b, greeks = np.empty(max(lattice[10].shape[1], 1)), np.empty(3)
+    strike, t, is_call = lattice[1], lattice[2], lattice[3]
     for k in range(price.shape[0]):
         F, D, K, T, call = forward[k], discount[k], strike[k], t[k], is_call[k]
         result = start[k] if math.isfinite(start[k]) else 0.0
@@ -188,10 +160,7 @@ def fixed_point_kernel(
             premium[k] = math.nan
             continue
         for round_ in range(rounds):
-            result, priced = _premium(
-                k, sigma, spot, strike, t, is_call, rate, carry, tree, screen, missing,
-                schedule, div_t, div_a, div_count, steps, va, ve, s, div_b, greeks,
-            )  # fmt: skip
+            result, priced = _premium(k, sigma, lattice, steps, va, ve, s, div_b, greeks)
             trees[k] += priced
             if round_ + 1 == rounds:
                 break  # the volatility of the result would only start another round

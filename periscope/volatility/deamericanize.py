@@ -83,6 +83,7 @@ from periscope.errors import InvalidInputError
 from periscope.pricing.binomial import validate_steps
 from periscope.volatility._deamericanize_kernels import (
     NEGLIGIBLE_PREMIUM,
+    Lattice,
     fixed_point_kernel,
     premium_kernel,
 )
@@ -267,7 +268,7 @@ def early_exercise_premium(
     )
     out = np.empty(strike.size)
     premium_kernel(
-        np.ascontiguousarray(volatility, dtype=np.float64), *lattices.arrays(), int(steps), out
+        np.ascontiguousarray(volatility, dtype=np.float64), lattices.arrays(), int(steps), out
     )
     return out
 
@@ -292,13 +293,8 @@ class _Lattices:
     div_a: FloatArray
     div_count: IntArray
 
-    def arrays(
-        self,
-    ) -> tuple[
-        float, FloatArray, FloatArray, BoolArray, FloatArray, FloatArray, BoolArray, BoolArray,
-        BoolArray, IntArray, FloatArray, FloatArray, IntArray,
-    ]:  # fmt: skip
-        """The kernels' lattice arguments, in their order, contiguous."""
+    def arrays(self) -> Lattice:
+        """The kernels' lattice argument (contiguous arrays)."""
 
         def floats(values: FloatArray) -> FloatArray:
             return np.ascontiguousarray(values, dtype=np.float64)
@@ -674,7 +670,7 @@ def _fixed_point(
         return np.ascontiguousarray(values, dtype=np.float64)
 
     fixed_point_kernel(
-        flat(price), flat(forward), flat(discount_factor), flat(start), *lattices.arrays(),
+        flat(price), flat(forward), flat(discount_factor), flat(start), lattices.arrays(),
         int(steps), int(rounds), float(tolerance), premium, trees,
     )  # fmt: skip
     return price - premium, premium, trees
