@@ -327,7 +327,8 @@ def _lattices(
     """The trees' inputs of :func:`early_exercise_premium` (its parameters), and which options
     need no tree: their premium is exactly zero (:func:`_needs_tree`,
     :func:`_calls_never_exercised`) or, for the yield model's calls, negligible at their σ
-    (``screen``: :func:`negligible_call_premium`, in the kernel)."""
+    (``screen``: :func:`~periscope.volatility._deamericanize_kernels.negligible_call_premium`,
+    in the kernel)."""
     size = strike.size
     missing = ~np.isfinite(strike + t + rate + dividend_pv)
     no_screen = np.zeros(size, dtype=bool)
