@@ -263,54 +263,46 @@ def early_exercise_premium(
         Premiums ≥ 0 (NaN where an input is NaN); exactly 0 where early exercise is never
         optimal (see the module docstring).
     """
-    lattices = _lattices(
+    lattice = _lattices(
         spot, strike, time_to_expiry, rate, dividend_pv, is_call, dividend_model, dividends, steps
     )
     out = np.empty(strike.size)
-    premium_kernel(
-        np.ascontiguousarray(volatility, dtype=np.float64), lattices.arrays(), int(steps), out
-    )
+    premium_kernel(np.ascontiguousarray(volatility, dtype=np.float64), lattice, int(steps), out)
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Lattices:
-    """What an option's premium takes besides σ (the lattice arrays of
-    :mod:`periscope.volatility._deamericanize_kernels`), worked out once per batch: none of it
-    depends on σ."""
+def _lattice(
+    spot: float,
+    strike: FloatArray,
+    t: FloatArray,
+    is_call: BoolArray,
+    rate: FloatArray,
+    carry: FloatArray,
+    tree: BoolArray,
+    screen: BoolArray,
+    missing: BoolArray,
+    schedule: IntArray,
+    div_t: FloatArray,
+    div_a: FloatArray,
+    div_count: IntArray,
+) -> Lattice:
+    """The kernels' lattice argument, contiguous (see
+    :mod:`periscope.volatility._deamericanize_kernels`)."""
 
-    spot: float
-    strike: FloatArray
-    t: FloatArray
-    is_call: BoolArray
-    rate: FloatArray
-    carry: FloatArray
-    tree: BoolArray
-    screen: BoolArray
-    missing: BoolArray
-    schedule: IntArray
-    div_t: FloatArray
-    div_a: FloatArray
-    div_count: IntArray
+    def floats(values: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(values, dtype=np.float64)
 
-    def arrays(self) -> Lattice:
-        """The kernels' lattice argument (contiguous arrays)."""
+    def flags(values: BoolArray) -> BoolArray:
+        return np.ascontiguousarray(values, dtype=np.bool_)
 
-        def floats(values: FloatArray) -> FloatArray:
-            return np.ascontiguousarray(values, dtype=np.float64)
+    def ints(values: IntArray) -> IntArray:
+        return np.ascontiguousarray(values, dtype=np.int64)
 
-        def flags(values: BoolArray) -> BoolArray:
-            return np.ascontiguousarray(values, dtype=np.bool_)
-
-        def ints(values: IntArray) -> IntArray:
-            return np.ascontiguousarray(values, dtype=np.int64)
-
-        return (
-            float(self.spot), floats(self.strike), floats(self.t), flags(self.is_call),
-            floats(self.rate), floats(self.carry), flags(self.tree), flags(self.screen),
-            flags(self.missing), ints(self.schedule), floats(self.div_t), floats(self.div_a),
-            ints(self.div_count),
-        )  # fmt: skip
+    return (
+        float(spot), floats(strike), floats(t), flags(is_call), floats(rate), floats(carry),
+        flags(tree), flags(screen), flags(missing), ints(schedule), floats(div_t),
+        floats(div_a), ints(div_count),
+    )  # fmt: skip
 
 
 def _lattices(
@@ -323,7 +315,7 @@ def _lattices(
     dividend_model: DividendModel,
     dividends: FloatArray | None,
     steps: int,
-) -> _Lattices:
+) -> Lattice:
     """The trees' inputs of :func:`early_exercise_premium` (its parameters), and which options
     need no tree: their premium is exactly zero (:func:`_needs_tree`,
     :func:`_calls_never_exercised`) or, for the yield model's calls, negligible at their σ
@@ -347,7 +339,7 @@ def _lattices(
                 strike[calls], t[calls], rate[calls], rows, amounts, steps
             )
         tables = _one_schedule(dividends[:, 0], dividends[:, 1])
-        return _Lattices(
+        return _lattice(
             spot, strike, t, is_call, rate, residual, tree, no_screen, missing, first_row, *tables
         )
     if dividend_model == "yield":
@@ -357,7 +349,7 @@ def _lattices(
         with np.errstate(invalid="ignore"):
             screen = tree & is_call & (yield_ > 0.0)
         no_dividends = np.zeros(0)
-        return _Lattices(
+        return _lattice(
             spot, strike, t, is_call, rate, yield_, tree, screen, missing, first_row,
             *_one_schedule(no_dividends, no_dividends),
         )  # fmt: skip
@@ -386,7 +378,7 @@ def _lattices(
         tree[calls] = ~_calls_never_exercised(
             strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
         )
-    return _Lattices(
+    return _lattice(
         spot, strike, t, is_call, rate, option_yield, tree, no_screen, missing,
         inverse.astype(np.int64), np.where(np.isfinite(div_t), div_t, 0.0),
         np.where(np.isfinite(div_a), div_a, 0.0), div_count,
@@ -663,7 +655,7 @@ def _fixed_point(
     ``start`` premium (NaN: zero), all in one kernel call
     (:func:`~periscope.volatility._deamericanize_kernels.fixed_point_kernel`):
     European-equivalent prices, premiums and the trees each took."""
-    lattices = _lattices(spot, strike, t, rate, dividend_pv, is_call, model, schedule, steps)
+    lattice = _lattices(spot, strike, t, rate, dividend_pv, is_call, model, schedule, steps)
     premium = np.empty(price.size)
     trees = np.empty(price.size, dtype=np.int64)
 
@@ -671,7 +663,7 @@ def _fixed_point(
         return np.ascontiguousarray(values, dtype=np.float64)
 
     fixed_point_kernel(
-        flat(price), flat(forward), flat(discount_factor), flat(start), lattices.arrays(),
+        flat(price), flat(forward), flat(discount_factor), flat(start), lattice,
         int(steps), int(rounds), float(tolerance), premium, trees,
     )  # fmt: skip
     return price - premium, premium, trees
