@@ -26,7 +26,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from periscope._numba import kernel
+from periscope._numba import inline, kernel
 from periscope.pricing._kernels.binomial import early_exercise_premium_one
 from periscope.pricing._kernels.elementary import norm_cdf
 from periscope.volatility._kernels import implied_volatility_one
@@ -46,6 +46,179 @@ NEGLIGIBLE_PREMIUM = 1e-7
 its Black vega (0.001 volatility basis point) gets no tree (premium 0)."""
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+INTEREST_SHARE = 0.9
+"""A dividend below this share of the interest its strike earns until the next chance to
+exercise rules out early exercise with room for rounding (the bound itself is exact)."""
+
+
+@inline
+def _needs_tree(is_call: bool, rate: float, carry: float, cash: bool) -> bool:
+    """Whether early exercise may be worth something. A call on a stock paying nothing (no cash
+    dividend before expiry, yield ``carry`` ≤ 0) at a rate ≥ 0 is never exercised early (Merton
+    1973), nor is a put at a rate ≤ 0 on a stock with a yield ≥ 0: their premium is exactly
+    zero. NaN comparisons are False, so a NaN yield or rate needs a tree."""
+    if is_call:
+        return not (not cash and carry <= 0.0 and rate >= 0.0)
+    return not (rate <= 0.0 and carry >= 0.0)
+
+
+@inline
+def _never_exercised(
+    strike: float, T: float, rate: float, div_t: FloatArray, div_a: FloatArray, steps: int
+) -> bool:
+    """Whether a call's early exercise is never optimal on its lattice (premium exactly 0).
+
+    Merton (1973) for cash dividends: before an ex-date ``τ_i`` a call is exercised only if the
+    dividend exceeds the interest on the strike until the next chance to exercise that does not
+    lose the next dividend, ``D_i > K (1 - exp(-r (τ_{i+1} - τ_i)))`` (``τ_{n+1} = T``). On the
+    lattice (a martingale under the tree's own discounting, zero or negative residual yield)
+    the same argument holds node by node, with the next chance one step earlier: the last node
+    before ``τ_{i+1}``, so the gap is ``τ_{i+1} - τ_i - T / steps`` (``T - τ_n`` for the last
+    dividend, the expiry being a node). When every dividend before expiry is below
+    :data:`INTEREST_SHARE` of that interest, no node exercises, the American and European
+    inductions are the same arithmetic and the tree's premium is exactly zero. ``div_t`` /
+    ``div_a``: the option's ex-times (years, ascending) and amounts; only those in ``(0, T]``
+    count.
+    """
+    if not (rate > 0.0 and math.isfinite(strike)):
+        return False
+    count = div_t.shape[0]
+    for i in range(count):
+        if not (0.0 < div_t[i] <= T and div_a[i] > 0.0):
+            continue  # paid after expiry (or nothing): no reason to exercise for it
+        if i + 1 < count and 0.0 < div_t[i + 1] <= T:
+            gap = div_t[i + 1] - div_t[i] - T / steps
+        else:
+            gap = T - div_t[i]
+        interest = strike * -math.expm1(-rate * gap)
+        if not (gap > 0.0 and div_a[i] < INTEREST_SHARE * interest):
+            return False
+    return True
+
+
+@kernel
+def flag_trees(
+    strike: FloatArray,
+    t: FloatArray,
+    is_call: BoolArray,
+    rate: FloatArray,
+    carry: FloatArray,
+    cash: BoolArray,
+    schedule: IntArray,
+    div_t: FloatArray,
+    div_a: FloatArray,
+    div_count: IntArray,
+    steps: int,
+    tree: BoolArray,
+) -> None:
+    """Clear ``tree`` (in place) for the options whose premium is exactly zero: no reason to
+    exercise (:func:`_needs_tree`; ``cash``: a cash dividend is paid before expiry) or, for calls
+    paying cash dividends with a yield ``carry`` ≤ 0, Merton's rule on their row of the
+    dividend tables (:func:`_never_exercised`). Options already False stay False."""
+    for k in range(strike.shape[0]):
+        if not tree[k]:
+            continue
+        if not _needs_tree(is_call[k], rate[k], carry[k], cash[k]):
+            tree[k] = False
+        elif is_call[k] and cash[k] and carry[k] <= 0.0:
+            row = schedule[k]
+            count = div_count[row]
+            if _never_exercised(
+                strike[k], t[k], rate[k], div_t[row, :count], div_a[row, :count], steps
+            ):
+                tree[k] = False
+
+
+@inline
+def _numpy_sum(values: FloatArray) -> float:
+    """``np.sum`` of up to 128 values, in NumPy's order (eight interleaved partial sums added
+    pairwise, then the tail), so the spread amounts are the bits NumPy-built tables have."""
+    n = values.shape[0]
+    total = 0.0
+    if n < 8:
+        for i in range(n):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[0], values[1], values[2], values[3]
+    r4, r5, r6, r7 = values[4], values[5], values[6], values[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += values[i]
+        i += 1
+    return float(total)
+
+
+@kernel
+def spread_dividends(
+    t: FloatArray,
+    rate: FloatArray,
+    dividend_pv: FloatArray,
+    implied_yield: FloatArray,
+    carry: FloatArray,
+    cash: BoolArray,
+    usable: BoolArray,
+    schedule: IntArray,
+    div_t: FloatArray,
+    div_a: FloatArray,
+    div_count: IntArray,
+) -> int:
+    """The ``"cash"`` model's dividend tables without a schedule; returns the rows used.
+
+    Options with the same ``t`` are one expiry, one row of the tables, in ascending ``t``; its
+    first option's rate and dividend PV set it. A positive PV is paid as ``div_t.shape[1]``
+    equal payments at the midpoints of equal periods of ``(0, t]``, worth the PV at that rate;
+    any other PV (a forward above ``S e^{rT}``: negative dividends, a borrow cost) is paid as
+    the continuous yield that reproduces it, ``implied_yield`` (per option). Per option:
+    ``carry`` (that yield, else 0),
+    ``cash`` (a positive PV), ``usable`` (the row's inputs are finite) and ``schedule`` (its
+    row). Non-finite table entries are written as 0.
+    """
+    n = t.shape[0]
+    payments = div_t.shape[1]
+    discounts = np.empty(payments)
+    order = np.argsort(t, kind="mergesort")
+    rows = 0
+    start = 0
+    while start < n:
+        first = order[start]
+        T = t[first]
+        stop = start + 1
+        while stop < n and (t[order[stop]] == T or (math.isnan(T) and math.isnan(t[order[stop]]))):
+            stop += 1
+        pv = dividend_pv[first]
+        r = rate[first]
+        paying = pv > 0.0
+        yield_ = 0.0 if paying else implied_yield[first]
+        finite = math.isfinite(pv) and math.isfinite(r) and math.isfinite(T)
+        for j in range(payments):
+            discounts[j] = math.exp(-r * (((j + 0.5) / payments) * T))
+        amount = pv / _numpy_sum(discounts) if paying else 0.0
+        for j in range(payments):
+            when = ((j + 0.5) / payments) * T
+            div_t[rows, j] = when if math.isfinite(when) else 0.0
+            div_a[rows, j] = amount if math.isfinite(amount) else 0.0
+        div_count[rows] = payments if paying and finite else 0
+        for i in range(start, stop):
+            option = order[i]
+            carry[option] = yield_
+            cash[option] = paying
+            usable[option] = finite
+            schedule[option] = rows
+        rows += 1
+        start = stop
+    return rows
 
 
 @kernel

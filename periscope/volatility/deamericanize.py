@@ -46,14 +46,15 @@ years, σ 12-60 %, r ≤ 6 %, q ≤ 4 %; ``benchmarks/bench_surface.py``, ``docs
 * no tree where the premium is exactly zero: calls without dividends (no cash dividend before
   expiry, yield ≤ 0) and a rate ≥ 0, puts with a rate ≤ 0 and a yield ≥ 0, and calls whose
   every cash dividend is below the interest on the strike until the next ex-date (Merton's
-  rule, which holds on the lattice node by node: :func:`_calls_never_exercised`); nor for
+  rule, which holds on the lattice node by node:
+  :func:`~periscope.volatility._deamericanize_kernels.flag_trees`); nor for
   calls of the yield model whose premium is provably below :data:`NEGLIGIBLE_PREMIUM` times
   their vega (0.001 vol bp;
   :func:`~periscope.volatility._deamericanize_kernels.negligible_call_premium`);
 * one kernel call per batch runs every option's rounds
   (:mod:`~periscope.volatility._deamericanize_kernels`): what the trees take besides σ (rates,
-  the tree's yield, the dividend schedule, which options need no tree) is worked out once with
-  NumPy, and each option takes its own dividend schedule (a row of a table), so the ``"cash"``
+  the tree's yield, the dividend schedule, which options need no tree) is worked out once per
+  call, and each option takes its own dividend schedule (a row of a table), so the ``"cash"``
   model without a schedule, whose spread dividends differ by expiry, needs no loop over
   expiries; a warm start (``initial_premium``) saves rounds when the forward moved little;
 * across strikes (``anchor_spacing``): the premium's share of the price is smooth in strike, so
@@ -85,7 +86,9 @@ from periscope.volatility._deamericanize_kernels import (
     NEGLIGIBLE_PREMIUM,
     Lattice,
     fixed_point_kernel,
+    flag_trees,
     premium_kernel,
+    spread_dividends,
 )
 from periscope.volatility._monotone_cubic import grouped_monotone_cubic
 
@@ -317,131 +320,55 @@ def _lattices(
     steps: int,
 ) -> Lattice:
     """The trees' inputs of :func:`early_exercise_premium` (its parameters), and which options
-    need no tree: their premium is exactly zero (:func:`_needs_tree`,
-    :func:`_calls_never_exercised`) or, for the yield model's calls, negligible at their σ
-    (``screen``: :func:`~periscope.volatility._deamericanize_kernels.negligible_call_premium`,
-    in the kernel)."""
+    need no tree: their premium is exactly zero
+    (:func:`~periscope.volatility._deamericanize_kernels.flag_trees`) or, for the yield model's
+    calls, negligible at their σ (``screen``:
+    :func:`~periscope.volatility._deamericanize_kernels.negligible_call_premium`, in the
+    kernel)."""
+    strike, t, rate, dividend_pv = (
+        np.ascontiguousarray(values, dtype=np.float64) for values in (strike, t, rate, dividend_pv)
+    )
+    is_call = np.ascontiguousarray(is_call, dtype=np.bool_)
     size = strike.size
     missing = ~np.isfinite(strike + t + rate + dividend_pv)
-    no_screen = np.zeros(size, dtype=bool)
+    nowhere = np.zeros(size, dtype=bool)  # no screen; no cash dividend
     first_row = np.zeros(size, dtype=np.int64)
+    tree = np.ones(size, dtype=bool)
     if dividends is not None and dividends.shape[0] > 0:
         known = _known_pv(dividends, t, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
             residual = np.log((spot - known) / (spot - dividend_pv)) / t
-        paying = known > 0
-        tree = _needs_tree(is_call, rate, residual, paying)
-        calls = np.flatnonzero(tree & is_call & paying & (residual <= 0.0))
-        if calls.size:
-            rows = np.broadcast_to(dividends[:, 0], (calls.size, dividends.shape[0]))
-            amounts = np.broadcast_to(dividends[:, 1], rows.shape)
-            tree[calls] = ~_calls_never_exercised(
-                strike[calls], t[calls], rate[calls], rows, amounts, steps
-            )
         tables = _one_schedule(dividends[:, 0], dividends[:, 1])
+        flag_trees(strike, t, is_call, rate, residual, known > 0, first_row, *tables, steps, tree)
         return _lattice(
-            spot, strike, t, is_call, rate, residual, tree, no_screen, missing, first_row, *tables
+            spot, strike, t, is_call, rate, residual, tree, nowhere, missing, first_row, *tables
         )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yield_ = -np.log1p(-dividend_pv / spot) / t  # S e^{(r - q) T} = (S - PV) e^{r T}
     if dividend_model == "yield":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            yield_ = -np.log1p(-dividend_pv / spot) / t  # S e^{(r - q) T} = (S - PV) e^{r T}
-        tree = _needs_tree(is_call, rate, yield_, no_screen)
+        tables = _one_schedule(np.zeros(0), np.zeros(0))
+        flag_trees(strike, t, is_call, rate, yield_, nowhere, first_row, *tables, steps, tree)
         with np.errstate(invalid="ignore"):
             screen = tree & is_call & (yield_ > 0.0)
-        no_dividends = np.zeros(0)
         return _lattice(
-            spot, strike, t, is_call, rate, yield_, tree, screen, missing, first_row,
-            *_one_schedule(no_dividends, no_dividends),
-        )  # fmt: skip
+            spot, strike, t, is_call, rate, yield_, tree, screen, missing, first_row, *tables
+        )
     # Cash dividends known only by their PV to each expiry: spread it evenly over the option's
     # life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so that the
     # escrowed tree on S - PV has the Black volatility of the forward. Each expiry has its own
     # schedule (a row of the kernel's tables).
-    expiries, first, inverse = np.unique(t, return_index=True, return_inverse=True)
-    group_pv, group_rate = dividend_pv[first], rate[first]
-    paying = group_pv > 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # A forward above S e^{rT} (negative dividends, borrow cost): a negative yield.
-        group_yield = np.where(paying, 0.0, -np.log1p(-group_pv / spot) / expiries)
-    option_yield = group_yield[inverse]
-    usable = np.isfinite(group_pv) & np.isfinite(group_rate) & np.isfinite(expiries)
-    tree = _needs_tree(is_call, rate, option_yield, paying[inverse]) & usable[inverse]
-    midpoints = (np.arange(CASH_DIVIDENDS) + 0.5) / CASH_DIVIDENDS
-    div_t = midpoints[None, :] * expiries[:, None]
-    with np.errstate(invalid="ignore", over="ignore"):
-        amount = group_pv / np.exp(-group_rate[:, None] * div_t).sum(axis=1)
-    div_a = np.where(paying[:, None], amount[:, None], 0.0) * np.ones(CASH_DIVIDENDS)
-    div_count = np.where(paying & usable, CASH_DIVIDENDS, 0).astype(np.int64)
-    calls = np.flatnonzero(tree & is_call & paying[inverse])
-    if calls.size:
-        row = inverse[calls]
-        tree[calls] = ~_calls_never_exercised(
-            strike[calls], t[calls], rate[calls], div_t[row], div_a[row], steps
-        )
-    return _lattice(
-        spot, strike, t, is_call, rate, option_yield, tree, no_screen, missing,
-        inverse.astype(np.int64), np.where(np.isfinite(div_t), div_t, 0.0),
-        np.where(np.isfinite(div_a), div_a, 0.0), div_count,
-    )  # fmt: skip
-
-
-# A dividend below this share of the interest its strike earns until the next ex-date (or the
-# expiry) rules out early exercise with room for rounding (the bound itself is exact).
-_INTEREST_SHARE: Final = 0.9
-
-
-def _calls_never_exercised(
-    strike: FloatArray,
-    time_to_expiry: FloatArray,
-    rate: FloatArray,
-    div_t: FloatArray,
-    div_a: FloatArray,
-    steps: int,
-) -> BoolArray:
-    """Calls whose early exercise is never optimal on the lattice: their premium is exactly 0.
-
-    Merton (1973) for cash dividends: before an ex-date ``τ_i`` a call is exercised only if the
-    dividend exceeds the interest on the strike until the next chance to exercise that does not
-    lose the next dividend, ``D_i > K (1 - exp(-r (τ_{i+1} - τ_i)))`` (``τ_{n+1} = T``). On the
-    lattice (a martingale under the tree's own discounting, zero or negative residual yield)
-    the same argument holds node by node, with the next chance one step earlier: the last node
-    before ``τ_{i+1}``, so the gap is ``τ_{i+1} - τ_i - T / steps`` (``T - τ_n`` for the last
-    dividend, the expiry being a node). When every dividend before expiry is below
-    :data:`_INTEREST_SHARE` of that interest, no node exercises, the American and European
-    inductions are the same arithmetic and the tree's premium is exactly zero. Per option:
-    ``div_t`` / ``div_a`` rows of ascending ex-times (years) and amounts; only dividends in
-    ``(0, T]`` count. Calls paying no dividend are excluded by :func:`_needs_tree` before.
-    """
-    t = time_to_expiry[:, None]
-    before_expiry = (div_t > 0.0) & (div_t <= t)
-    live = before_expiry & (div_a > 0.0)
-    # The next ex-time before expiry after each (ascending rows: the next column), else the
-    # expiry (then no step is lost: T is a node).
-    following = np.where(before_expiry[:, 1:], div_t[:, 1:], np.inf)
-    next_time = np.concatenate([following, np.full((t.shape[0], 1), np.inf)], axis=1)
-    last = ~np.isfinite(next_time)
-    gap = np.where(last, t - div_t, next_time - div_t - t / steps)
-    with np.errstate(invalid="ignore", over="ignore"):
-        interest = strike[:, None] * -np.expm1(-rate[:, None] * gap)
-        safe = (gap > 0.0) & (div_a < _INTEREST_SHARE * interest)
-    return np.asarray(
-        (rate > 0.0) & np.isfinite(strike) & (~live | safe).all(axis=1), dtype=np.bool_
+    carry, cash = np.empty(size), np.empty(size, dtype=bool)
+    schedule = np.empty(size, dtype=np.int64)
+    div_t, div_a = np.empty((size, CASH_DIVIDENDS)), np.empty((size, CASH_DIVIDENDS))
+    div_count = np.empty(size, dtype=np.int64)
+    rows = spread_dividends(
+        t, rate, dividend_pv, yield_, carry, cash, tree, schedule, div_t, div_a, div_count
     )
-
-
-def _needs_tree(
-    is_call: BoolArray, rate: FloatArray, dividend_yield: FloatArray, cash: BoolArray
-) -> BoolArray:
-    """Options whose early exercise may be worth something.
-
-    A call on a stock paying nothing (no cash dividend before expiry, yield ≤ 0) at a rate ≥ 0 is
-    never exercised early (Merton 1973), nor is a put at a rate ≤ 0 on a stock with a yield ≥ 0:
-    their premium is exactly zero and needs no tree.
-    """
-    with np.errstate(invalid="ignore"):
-        call_free = is_call & ~cash & (dividend_yield <= 0.0) & (rate >= 0.0)
-        put_free = ~is_call & (rate <= 0.0) & (dividend_yield >= 0.0)
-    return np.asarray(~(call_free | put_free), dtype=bool)
+    tables = div_t[:rows], div_a[:rows], div_count[:rows]
+    flag_trees(strike, t, is_call, rate, carry, cash, schedule, *tables, steps, tree)
+    return _lattice(
+        spot, strike, t, is_call, rate, carry, tree, nowhere, missing, schedule, *tables
+    )
 
 
 def european_equivalent(

@@ -10,14 +10,13 @@ import QuantLib as ql  # noqa: N813 (the conventional alias)
 from periscope.pricing._kernels.binomial import binomial_kernel, early_exercise_premium_kernel
 from periscope.simulator.black import american_crr_price
 from periscope.volatility import deamericanize
-from periscope.volatility._deamericanize_kernels import negligible_call_premium
+from periscope.volatility._deamericanize_kernels import flag_trees, negligible_call_premium
 from periscope.volatility.deamericanize import (
     CASH_DIVIDENDS,
     DEFAULT_STEPS,
     NEGLIGIBLE_PREMIUM,
     DividendModel,
     _anchors,
-    _calls_never_exercised,
     _interpolated_premiums,
     _known_pv,
     early_exercise_premium,
@@ -169,6 +168,22 @@ def _all_trees(
     return out
 
 
+def _never_exercised(
+    strike: np.ndarray, t: np.ndarray, rate: np.ndarray, div_t: np.ndarray, div_a: np.ndarray,
+    steps: int,
+) -> np.ndarray:  # fmt: skip
+    """Calls paying cash dividends that flag_trees rules out (Merton's rule on the lattice);
+    row i of div_t/div_a is option i's."""
+    n = strike.size
+    tree = np.ones(n, dtype=bool)
+    flag_trees(
+        strike, t, np.ones(n, dtype=bool), rate, np.zeros(n), np.ones(n, dtype=bool),
+        np.arange(n, dtype=np.int64), div_t, div_a, np.full(n, div_t.shape[1], dtype=np.int64),
+        steps, tree,
+    )  # fmt: skip
+    return ~tree
+
+
 def test_calls_never_exercised__their_tree_premium_is_zero() -> None:
     rng = np.random.default_rng(8)
     n = 4000
@@ -180,7 +195,7 @@ def test_calls_never_exercised__their_tree_premium_is_zero() -> None:
     div_t = np.sort(rng.uniform(0.0, 2.2, (n, 4)), axis=1)
     div_a = rng.uniform(0.0, 3.0, (n, 4))
     for steps in (51, 101):
-        safe = _calls_never_exercised(strike, t, rate, div_t, div_a, steps)
+        safe = _never_exercised(strike, t, rate, div_t, div_a, steps)
         premium = _all_trees(strike, t, rate, sigma, div_t, div_a, steps)
         assert 0.15 * n < safe.sum() < 0.85 * n  # the rule is neither vacuous nor everything
         # No node of their lattice exercises: the American induction and the European binomial
