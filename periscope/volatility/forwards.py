@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from periscope._numba import kernel
+from periscope._numba import inline, kernel
 from periscope.volatility.cleaning import DEFAULT_CLEANING, CleaningConfig
 
 __all__ = [
@@ -177,6 +177,28 @@ class ParityFits:
     misfit: FloatArray
 
 
+@inline
+def _median_in_place(values: FloatArray, count: int) -> float:
+    """``np.median`` of ``values[:count]`` (``count`` ≥ 1), sorting them in place: NaN if one is
+    NaN, else the middle value or the mean of the two middle ones (their sum over two, as
+    NumPy). Insertion sort, without the copy ``np.median`` allocates: the rows are a few dozen
+    values at most, and the IRLS takes one median per iteration."""
+    for i in range(count):
+        if math.isnan(values[i]):
+            return math.nan
+    for i in range(1, count):
+        value = values[i]
+        j = i - 1
+        while j >= 0 and values[j] > value:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = value
+    half = count // 2
+    if count % 2:
+        return float(values[half])
+    return float((values[half - 1] + values[half]) / 2.0)
+
+
 @kernel
 def _huber_rows_kernel(
     x: FloatArray,
@@ -226,7 +248,7 @@ def _huber_rows_kernel(
                     residual[j] = (y[i, j] - a_new - b_new * x[i, j]) / sigma[i, j]
                     magnitude[m] = abs(residual[j])
                     m += 1
-            scale = _MAD_TO_SIGMA * np.median(magnitude[:m]) if m > 0 else math.nan
+            scale = _MAD_TO_SIGMA * _median_in_place(magnitude, m) if m > 0 else math.nan
             cut = threshold * (scale if scale > 1e-12 else 1e-12)
             for j in range(cols):
                 if valid[i, j]:
