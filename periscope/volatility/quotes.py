@@ -204,18 +204,28 @@ def _flag_duplicates(
     candidates = np.flatnonzero((flags & np.uint16(QuoteFlag.NONSTANDARD)) == 0)
     if candidates.size < 2:
         return
+    # Duplicates are rare: look for one first without the spread key, whose sort costs most.
+    s = candidates[np.lexsort((is_call[candidates], strike[candidates], slice_id[candidates]))]
+    if not _repeats(s, slice_id, strike, is_call).any():
+        return
     problems = (flags[candidates] & np.uint16(QUOTE_PROBLEMS)) != 0
     spread = np.nan_to_num(ask[candidates] - bid[candidates], nan=np.inf)
     order = np.lexsort(
         (spread, problems, is_call[candidates], strike[candidates], slice_id[candidates])
     )
     s = candidates[order]
-    repeat = (
+    flags[s[1:][_repeats(s, slice_id, strike, is_call)]] |= np.uint16(QuoteFlag.NONSTANDARD)
+
+
+def _repeats(s: IntArray, slice_id: IntArray, strike: FloatArray, is_call: BoolArray) -> BoolArray:
+    """For contracts ``s`` sorted by (expiry group, strike, side): whether each after the first
+    has the same key as the one before."""
+    return np.asarray(
         (slice_id[s[1:]] == slice_id[s[:-1]])
         & (strike[s[1:]] == strike[s[:-1]])
-        & (is_call[s[1:]] == is_call[s[:-1]])
+        & (is_call[s[1:]] == is_call[s[:-1]]),
+        dtype=bool,
     )
-    flags[s[1:][repeat]] |= np.uint16(QuoteFlag.NONSTANDARD)
 
 
 @dataclass(slots=True)

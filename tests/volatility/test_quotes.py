@@ -187,6 +187,28 @@ def test_prepare_smiles__bad_rows_are_flagged_never_raised(market: Market) -> No
     assert blind.smiles
 
 
+def test_prepare_smiles__duplicate_contracts_keep_the_tightest_quote(market: Market) -> None:
+    truth = market.chain("XOM", market.days[5]).dataset()
+    size = truth.sizes[schema.CONTRACT]
+    single = prepare_smiles(truth)
+    two_sided = np.flatnonzero((truth.bid.values > 0) & (truth.ask.values > truth.bid.values))
+    picked = truth.isel({schema.CONTRACT: two_sided[[3, 40, 41, 200]]})
+    copies = []
+    for tag, ask in (("W", picked.ask + 0.05), ("T", (picked.bid + picked.ask) / 2)):
+        copy = picked.assign(ask=ask)
+        copies.append(copy.assign_coords(ticker=picked.ticker.str.replace("O:", f"O:{tag}")))
+    prepared = prepare_smiles(xr.concat([truth, *copies], dim=schema.CONTRACT))
+    duplicate = (prepared.flags & QuoteFlag.NONSTANDARD) != 0
+    # The tighter copy wins: the original and the wider copy are marked, nothing else.
+    assert not duplicate[size + 4 :].any()
+    assert duplicate[size : size + 4].all()
+    assert duplicate[two_sided[[3, 40, 41, 200]]].all()
+    others = np.setdiff1d(np.arange(size), two_sided[[3, 40, 41, 200]])
+    np.testing.assert_array_equal(
+        duplicate[others], (single.flags[others] & QuoteFlag.NONSTANDARD) != 0
+    )
+
+
 def test_prepare_smiles__empty_chain() -> None:
     prepared = prepare_smiles(schema.empty_chain())
     assert prepared.smiles == []
