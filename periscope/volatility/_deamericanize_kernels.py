@@ -3,8 +3,9 @@ fixed point σ = Black IV of ``P_am - EEP(σ)`` run out per option.
 
 What the trees need besides σ (each option's rate, the tree's continuous yield, its dividend
 schedule and whether it may have a premium at all) does not depend on σ:
-:mod:`periscope.volatility.deamericanize` works it out once per batch with NumPy, and these
-kernels take it as arrays. The fixed point then runs every round of every option inside one
+:mod:`periscope.volatility.deamericanize` works it out once per batch (with
+:func:`spread_dividends` and :func:`flag_trees` here), and the other kernels take it as arrays.
+The fixed point then runs every round of every option inside one
 kernel call, instead of a NumPy pass per round over the options still moving (the premium's
 set-up and the volatilities' wrappers cost as much as the trees on a chain's few hundred
 quotes). The arithmetic is the same as option by option: the same lattice kernel
@@ -181,9 +182,8 @@ def spread_dividends(
     equal payments at the midpoints of equal periods of ``(0, t]``, worth the PV at that rate;
     any other PV (a forward above ``S e^{rT}``: negative dividends, a borrow cost) is paid as
     the continuous yield that reproduces it, ``implied_yield`` (per option). Per option:
-    ``carry`` (that yield, else 0),
-    ``cash`` (a positive PV), ``usable`` (the row's inputs are finite) and ``schedule`` (its
-    row). Non-finite table entries are written as 0.
+    ``carry`` (that yield, else 0), ``cash`` (a positive PV), ``usable`` (the row's inputs are
+    finite) and ``schedule`` (its row). Non-finite table entries are written as 0.
     """
     n = t.shape[0]
     payments = div_t.shape[1]
