@@ -274,40 +274,6 @@ def early_exercise_premium(
     return out
 
 
-def _lattice(
-    spot: float,
-    strike: FloatArray,
-    t: FloatArray,
-    is_call: BoolArray,
-    rate: FloatArray,
-    carry: FloatArray,
-    tree: BoolArray,
-    screen: BoolArray,
-    missing: BoolArray,
-    schedule: IntArray,
-    div_t: FloatArray,
-    div_a: FloatArray,
-    div_count: IntArray,
-) -> Lattice:
-    """The kernels' lattice argument, contiguous (see
-    :mod:`periscope.volatility._deamericanize_kernels`)."""
-
-    def floats(values: FloatArray) -> FloatArray:
-        return np.ascontiguousarray(values, dtype=np.float64)
-
-    def flags(values: BoolArray) -> BoolArray:
-        return np.ascontiguousarray(values, dtype=np.bool_)
-
-    def ints(values: IntArray) -> IntArray:
-        return np.ascontiguousarray(values, dtype=np.int64)
-
-    return (
-        float(spot), floats(strike), floats(t), flags(is_call), floats(rate), floats(carry),
-        flags(tree), flags(screen), flags(missing), ints(schedule), floats(div_t),
-        floats(div_a), ints(div_count),
-    )  # fmt: skip
-
-
 def _lattices(
     spot: float,
     strike: FloatArray,
@@ -332,43 +298,43 @@ def _lattices(
     size = strike.size
     missing = ~np.isfinite(strike + t + rate + dividend_pv)
     nowhere = np.zeros(size, dtype=bool)  # no screen; no cash dividend
-    first_row = np.zeros(size, dtype=np.int64)
+    schedule = np.zeros(size, dtype=np.int64)  # the tables' first row
     tree = np.ones(size, dtype=bool)
+    yield_model = False
     if dividends is not None and dividends.shape[0] > 0:
         known = _known_pv(dividends, t, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
-            residual = np.log((spot - known) / (spot - dividend_pv)) / t
+            carry = np.log((spot - known) / (spot - dividend_pv)) / t
+        cash = known > 0
         tables = _one_schedule(dividends[:, 0], dividends[:, 1])
-        flag_trees(strike, t, is_call, rate, residual, known > 0, first_row, *tables, steps, tree)
-        return _lattice(
-            spot, strike, t, is_call, rate, residual, tree, nowhere, missing, first_row, *tables
-        )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        yield_ = -np.log1p(-dividend_pv / spot) / t  # S e^{(r - q) T} = (S - PV) e^{r T}
-    if dividend_model == "yield":
-        tables = _one_schedule(np.zeros(0), np.zeros(0))
-        flag_trees(strike, t, is_call, rate, yield_, nowhere, first_row, *tables, steps, tree)
-        with np.errstate(invalid="ignore"):
-            screen = tree & is_call & (yield_ > 0.0)
-        return _lattice(
-            spot, strike, t, is_call, rate, yield_, tree, screen, missing, first_row, *tables
-        )
-    # Cash dividends known only by their PV to each expiry: spread it evenly over the option's
-    # life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so that the
-    # escrowed tree on S - PV has the Black volatility of the forward. Each expiry has its own
-    # schedule (a row of the kernel's tables).
-    carry, cash = np.empty(size), np.empty(size, dtype=bool)
-    schedule = np.empty(size, dtype=np.int64)
-    div_t, div_a = np.empty((size, CASH_DIVIDENDS)), np.empty((size, CASH_DIVIDENDS))
-    div_count = np.empty(size, dtype=np.int64)
-    rows = spread_dividends(
-        t, rate, dividend_pv, yield_, carry, cash, tree, schedule, div_t, div_a, div_count
-    )
-    tables = div_t[:rows], div_a[:rows], div_count[:rows]
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            implied_yield = -np.log1p(-dividend_pv / spot) / t  # S e^{(r-q)T} = (S - PV) e^{rT}
+        yield_model = dividend_model == "yield"
+        if yield_model:
+            carry, cash = implied_yield, nowhere
+            tables = _one_schedule(np.zeros(0), np.zeros(0))
+        else:
+            # Cash dividends known only by their PV to each expiry: spread it evenly over the
+            # option's life (CASH_DIVIDENDS equal amounts at the midpoints of equal periods), so
+            # that the escrowed tree on S - PV has the Black volatility of the forward. Each
+            # expiry has its own schedule (a row of the kernel's tables).
+            carry, cash = np.empty(size), np.empty(size, dtype=bool)
+            div_t, div_a = np.empty((size, CASH_DIVIDENDS)), np.empty((size, CASH_DIVIDENDS))
+            div_count = np.empty(size, dtype=np.int64)
+            rows = spread_dividends(
+                t, rate, dividend_pv, implied_yield, carry, cash, tree, schedule, div_t, div_a,
+                div_count,
+            )  # fmt: skip
+            tables = div_t[:rows], div_a[:rows], div_count[:rows]
     flag_trees(strike, t, is_call, rate, carry, cash, schedule, *tables, steps, tree)
-    return _lattice(
-        spot, strike, t, is_call, rate, carry, tree, nowhere, missing, schedule, *tables
-    )
+    screen = nowhere
+    if yield_model:
+        with np.errstate(invalid="ignore"):
+            screen = tree & is_call & (carry > 0.0)
+    # Every array is contiguous with the kernels' dtype: the inputs converted above, the rest
+    # allocated here.
+    return (float(spot), strike, t, is_call, rate, carry, tree, screen, missing, schedule, *tables)
 
 
 def european_equivalent(
